@@ -1,0 +1,304 @@
+"""BackupVault: a vault with its customer-managed key, lock, access policy and notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.policies import (
+    KEY_ADMIN_ACTIONS,
+    KEY_DESTRUCTIVE_ACTIONS,
+    KEY_GRANT_ACTIONS,
+    KEY_POLICY_ACTIONS,
+    KEY_USE_ACTIONS,
+    KEY_VIA_SERVICES,
+    RECOVERY_POINT_DESTRUCTIVE_ACTIONS,
+    VAULT_GOVERNANCE_ACTIONS,
+    Statement,
+    deny_all_but,
+    document,
+    root_arn,
+)
+
+KEY_DELETION_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class VaultLockArgs:
+    """Vault Lock settings; `changeable_for_days` set means compliance mode."""
+
+    mode: Literal["compliance", "governance"]
+    min_retention_days: int
+    max_retention_days: int
+    changeable_for_days: int | None = None
+
+
+@dataclass(frozen=True)
+class BackupVaultArgs:
+    """Everything a vault needs; built from config by `pgf_backup.stacks`."""
+
+    vault_name: str
+    tier: str
+    account_id: str
+    region: str
+    partition: str
+    deploy_role_arn: str
+    break_glass_role_arn: str
+    notify_events: Sequence[str]
+    lock: VaultLockArgs | None = None
+    # A multi-region primary key when copies of this vault go to another region.
+    multi_region_key: bool = False
+    # When set, the vault uses a replica (in this region) of that multi-region primary key.
+    replica_of_key_arn: pulumi.Input[str] | None = None
+    # Production hardening: protect/retain, key deletion and key policy changes restricted.
+    hardened: bool = False
+    # Who may copy recovery points into this vault (cross-account copies).
+    copy_in_org_id: str | None = None
+    copy_in_account_ids: Sequence[str] = ()
+    # Accounts allowed to use this vault's key for copies of snapshots that keep their key (RDS).
+    key_user_account_ids: Sequence[str] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Refuse contradictory arguments before anything is registered."""
+        if self.multi_region_key and self.replica_of_key_arn is not None:
+            raise ValueError(f"vault {self.vault_name}: a replica key cannot itself be a multi-region primary")
+        lock = self.lock
+        if lock is not None and (lock.mode == "compliance") != (lock.changeable_for_days is not None):
+            raise ValueError(f"vault {self.vault_name}: compliance mode is exactly 'changeable_for_days set'")
+        if not self.notify_events:
+            raise ValueError(f"vault {self.vault_name}: at least one notification event is needed")
+
+
+class BackupVault(pulumi.ComponentResource):
+    """A backup vault encrypted with a customer-managed KMS key, locked and access-restricted."""
+
+    vault_name: pulumi.Output[str]
+    vault_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        args.validate()
+        super().__init__("pgf:backup:BackupVault", name, None, opts)
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+        # Vault Lock does not protect the key: without it locked recovery points are unreadable.
+        stateful = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(protect=args.hardened, retain_on_delete=args.hardened)
+        )
+
+        key_arn = self._create_key(name, stateful)
+        vault = aws.backup.Vault(
+            f"{name}-vault",
+            name=args.vault_name,
+            kms_key_arn=key_arn,
+            force_destroy=False,
+            tags={**args.tags, "Name": args.vault_name},
+            opts=stateful,
+        )
+        self._create_lock(name, vault, stateful)
+        self._create_access_policy(name, vault, child)
+        topic = self._create_notifications(name, vault, key_arn, child)
+
+        self.vault_name = vault.name
+        self.vault_arn = vault.arn
+        self.key_arn = key_arn
+        self.topic_arn = topic.arn
+        self.register_outputs(
+            {"vault_name": vault.name, "vault_arn": vault.arn, "key_arn": key_arn, "topic_arn": topic.arn}
+        )
+
+    # -- key -----------------------------------------------------------------------------------
+
+    def _key_policy(self) -> pulumi.Output[str]:
+        args = self._args
+        root = root_arn(args.partition, args.account_id)
+        via = [f"{service}.{args.region}.amazonaws.com" for service in KEY_VIA_SERVICES]
+        statements: list[Statement] = [
+            {
+                "Sid": "KeyAdministrationByTheAccount",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(KEY_ADMIN_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "UseThroughAwsBackupAndRestoringServices",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": args.account_id}},
+            },
+            {
+                "Sid": "GrantsForAwsResourcesOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(KEY_GRANT_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": via, "kms:CallerAccount": args.account_id},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            },
+            {
+                "Sid": "AwsBackupPublishesEncryptedNotifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "backup.amazonaws.com"},
+                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+            },
+        ]
+        if args.key_user_account_ids:
+            users = [root_arn(args.partition, account) for account in args.key_user_account_ids]
+            statements.append(
+                {
+                    "Sid": "CopiesByTheBackupAccount",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": users},
+                    "Action": [*KEY_USE_ACTIONS, *KEY_GRANT_ACTIONS],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"kms:ViaService": via}},
+                }
+            )
+        if args.hardened:
+            statements.append(
+                deny_all_but("DenyKeyDeletionExceptBreakGlass", KEY_DESTRUCTIVE_ACTIONS, [args.break_glass_role_arn])
+            )
+            statements.append(
+                deny_all_but(
+                    "DenyKeyPolicyChangesExceptDeployAndBreakGlass",
+                    KEY_POLICY_ACTIONS,
+                    [args.deploy_role_arn, args.break_glass_role_arn],
+                )
+            )
+        return document(statements)
+
+    def _create_key(self, name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        args = self._args
+        description = f"AWS Backup vault {args.vault_name} ({args.tier}, {args.region})"
+        key: aws.kms.Key | aws.kms.ReplicaKey
+        if args.replica_of_key_arn is not None:
+            # A replica shares the primary's key material and rotation.
+            key = aws.kms.ReplicaKey(
+                f"{name}-key",
+                primary_key_arn=args.replica_of_key_arn,
+                description=description,
+                deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
+                policy=self._key_policy(),
+                tags=args.tags,
+                opts=opts,
+            )
+        else:
+            key = aws.kms.Key(
+                f"{name}-key",
+                description=description,
+                enable_key_rotation=True,
+                deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
+                multi_region=args.multi_region_key,
+                policy=self._key_policy(),
+                tags=args.tags,
+                opts=opts,
+            )
+        aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/pgf-backup/{args.vault_name}",
+            target_key_id=key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key.arn
+
+    # -- vault settings ------------------------------------------------------------------------
+
+    def _create_lock(self, name: str, vault: aws.backup.Vault, opts: pulumi.ResourceOptions) -> None:
+        lock = self._args.lock
+        if lock is None:
+            return
+        aws.backup.VaultLockConfiguration(
+            f"{name}-lock",
+            backup_vault_name=vault.name,
+            min_retention_days=lock.min_retention_days,
+            max_retention_days=lock.max_retention_days,
+            changeable_for_days=lock.changeable_for_days,
+            opts=opts,
+        )
+
+    def _create_access_policy(self, name: str, vault: aws.backup.Vault, opts: pulumi.ResourceOptions) -> None:
+        args = self._args
+        statements: list[Statement] = [
+            deny_all_but(
+                "DenyRecoveryPointDeletionExceptBreakGlass",
+                RECOVERY_POINT_DESTRUCTIVE_ACTIONS,
+                [args.break_glass_role_arn],
+            ),
+            deny_all_but(
+                "DenyVaultGovernanceChangesExceptDeployAndBreakGlass",
+                VAULT_GOVERNANCE_ACTIONS,
+                [args.deploy_role_arn, args.break_glass_role_arn],
+            ),
+        ]
+        if args.copy_in_org_id:
+            statements.append(
+                {
+                    "Sid": "CopyIntoVaultFromTheOrganization",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": "backup:CopyIntoBackupVault",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:PrincipalOrgID": args.copy_in_org_id}},
+                }
+            )
+        elif args.copy_in_account_ids:
+            statements.append(
+                {
+                    "Sid": "CopyIntoVaultFromWorkloadAccounts",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [root_arn(args.partition, a) for a in args.copy_in_account_ids]},
+                    "Action": "backup:CopyIntoBackupVault",
+                    "Resource": "*",
+                }
+            )
+        aws.backup.VaultPolicy(f"{name}-policy", backup_vault_name=vault.name, policy=document(statements), opts=opts)
+
+    def _create_notifications(
+        self, name: str, vault: aws.backup.Vault, key_arn: pulumi.Output[str], opts: pulumi.ResourceOptions
+    ) -> aws.sns.Topic:
+        args = self._args
+        topic = aws.sns.Topic(
+            f"{name}-events",
+            name=f"{args.vault_name}-backup-events",
+            kms_master_key_id=key_arn,
+            tags=args.tags,
+            opts=opts,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-events-policy",
+            arn=topic.arn,
+            policy=document(
+                [
+                    {
+                        "Sid": "AwsBackupPublishes",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "backup.amazonaws.com"},
+                        "Action": "SNS:Publish",
+                        "Resource": topic.arn,
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    }
+                ]
+            ),
+            opts=opts,
+        )
+        aws.backup.VaultNotifications(
+            f"{name}-notifications",
+            backup_vault_name=vault.name,
+            sns_topic_arn=topic.arn,
+            backup_vault_events=list(args.notify_events),
+            opts=opts,
+        )
+        return topic

@@ -1,0 +1,77 @@
+"""IAM, KMS and vault policy statements shared by the components (pure data, no resources)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+
+Statement = dict[str, Any]
+
+# Key administration only: no Encrypt/Decrypt, which the account gets through AWS services below.
+KEY_ADMIN_ACTIONS = (
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:ReplicateKey",
+)
+KEY_USE_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+)
+KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant")
+# Services that read or write recovery points encrypted with a vault key (backup and restore).
+KEY_VIA_SERVICES = ("backup", "rds", "s3", "dynamodb", "elasticfilesystem", "ec2")
+
+RECOVERY_POINT_DESTRUCTIVE_ACTIONS = (
+    "backup:DeleteRecoveryPoint",
+    "backup:UpdateRecoveryPointLifecycle",
+)
+VAULT_GOVERNANCE_ACTIONS = (
+    "backup:DeleteBackupVault",
+    "backup:PutBackupVaultLockConfiguration",
+    "backup:DeleteBackupVaultLockConfiguration",
+    "backup:PutBackupVaultAccessPolicy",
+    "backup:DeleteBackupVaultAccessPolicy",
+    "backup:PutBackupVaultNotifications",
+    "backup:DeleteBackupVaultNotifications",
+)
+KEY_DESTRUCTIVE_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey")
+KEY_POLICY_ACTIONS = ("kms:PutKeyPolicy",)
+
+
+def root_arn(partition: str, account_id: str) -> str:
+    """The account principal (delegates to the account's IAM policies)."""
+    return f"arn:{partition}:iam::{account_id}:root"
+
+
+def deny_all_but(sid: str, actions: Sequence[str], allowed_role_arns: Sequence[str]) -> Statement:
+    """A Deny of `actions` for every principal except the listed roles (by principal ARN)."""
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": list(actions),
+        "Resource": "*",
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": list(allowed_role_arns)}},
+    }
+
+
+def document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """A policy document as JSON, resolving any Output inside the statements."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})

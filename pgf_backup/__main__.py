@@ -1,0 +1,5 @@
+"""`python -m pgf_backup`: the same as the `pgf-backup` command."""
+
+from pgf_backup.automation.cli import entry
+
+entry()

@@ -1,0 +1,96 @@
+"""The `pgf-backup` command line: `main(argv) -> ExitStatus`, no side effects at import."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import TextIO
+
+from pgf_backup.automation.offline import Project
+from pgf_backup.automation.planner import plan_all, rollout_order, summarize, write_json
+from pgf_backup.config import ConfigError
+
+
+class ExitStatus(IntEnum):
+    """Exit codes of every `pgf-backup` command (documented in the README)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    DRIFT = 3
+    POLICY = 4
+    INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as exit status 2 without exiting the interpreter."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _UsageError
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="pgf-backup", description="PGF's multi-account AWS Backup rollout.")
+    parser.add_argument(
+        "--project-dir", type=Path, default=None, help="folder holding Pulumi.yaml (default: found from here)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    plan = sub.add_parser("plan", help="offline plan of the rollout under Pulumi's mock runtime, policy-gated")
+    which = plan.add_mutually_exclusive_group()
+    which.add_argument("--stack", action="append", dest="stacks", metavar="NAME", help="plan this stack (repeatable)")
+    which.add_argument("--all", action="store_true", help="plan every stack (the default)")
+    plan.add_argument("--json", type=Path, metavar="FILE", help="write the plan as JSON to FILE")
+    return parser
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
+    """`pgf-backup plan`: evaluate each stack in its own process, print a summary per stack."""
+    project = Project.find(args.project_dir)
+    stacks = rollout_order(args.stacks)
+    for stack in stacks:  # every stack file validates before anything is evaluated
+        project.load_config(stack)
+    result = plan_all(project, stacks, on_stack=lambda plan: summarize(plan, out))
+    if args.json:
+        write_json(result, args.json)
+        print(f"plan written to {args.json}", file=out)
+    for failure in result.failures:
+        print(f"error: stack {failure.stack}: {failure}", file=err)
+        return ExitStatus.USAGE if failure.exit_code == ExitStatus.USAGE else ExitStatus.FAILED
+    return ExitStatus.OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> ExitStatus:
+    """Run one command; user errors become a message and an exit status, never a traceback."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError:
+        return ExitStatus.USAGE
+    except SystemExit as exit_:  # --help
+        return ExitStatus.OK if not exit_.code else ExitStatus.USAGE
+    try:
+        if args.command == "plan":
+            return cmd_plan(args, out, err)
+    except ConfigError as error:
+        print(f"error: {error}", file=err)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.USAGE
+
+
+def entry() -> None:
+    """Console script entry point."""
+    sys.exit(int(main()))

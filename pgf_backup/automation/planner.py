@@ -1,0 +1,113 @@
+"""The offline plan of the multi-account rollout: every stack evaluated, summarised, gated."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
+from pgf_backup.config import ConfigError
+from pgf_backup.constants import STACK_BACKUP, TIERS
+
+DEFAULT_ORDER: tuple[str, ...] = (STACK_BACKUP, *TIERS)
+
+
+def rollout_order(stacks: Sequence[str] | None, known: Sequence[str] = DEFAULT_ORDER) -> list[str]:
+    """`backup` first, then workload stacks in rollout order; refuses unknown names."""
+    chosen = list(known) if not stacks else list(dict.fromkeys(stacks))
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        raise ConfigError(f"unknown stack(s) {', '.join(unknown)}; allowed: {', '.join(known)}")
+    return [s for s in known if s in chosen]
+
+
+@dataclass
+class PlanResult:
+    """The offline plans of the stacks, in rollout order."""
+
+    plans: list[StackPlan] = field(default_factory=list)
+    failures: list[StackError] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` document."""
+        return {"stacks": [plan.to_json() for plan in self.plans]}
+
+
+def plan_all(
+    project: Project,
+    stacks: Sequence[str],
+    on_stack: Callable[[StackPlan], None] | None = None,
+) -> PlanResult:
+    """Evaluate stacks in order; `backup`'s outputs feed the workload stacks' references."""
+    result = PlanResult()
+    stack_outputs: dict[str, dict[str, Any]] = {}
+    for stack in stacks:
+        try:
+            plan = plan_stack(project, stack, stack_outputs)
+        except StackError as failure:
+            result.failures.append(failure)
+            break
+        stack_outputs[stack_reference_name(project, stack)] = plan.outputs
+        result.plans.append(plan)
+        if on_stack:
+            on_stack(plan)
+    return result
+
+
+def stack_reference_name(project: Project, stack: str) -> str:
+    """The name a `StackReference` uses for a stack of this project (self-managed backends)."""
+    return f"organization/{project.name}/{stack}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Human summary
+
+
+def _component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> str:
+    """The top-level component a resource belongs to (its outermost non-stack parent)."""
+    current = resource
+    label = ""
+    while current.get("parent") and current["parent"] in by_urn:
+        current = by_urn[current["parent"]]
+        label = f"{current['type']} {current['name']}"
+    return label
+
+
+def summarize(plan: StackPlan, out: TextIO) -> None:
+    """Print a readable summary of one stack: resources by component and type, then outputs."""
+    resources = plan.resources
+    by_urn = {r["urn"]: r for r in resources}
+    custom = [r for r in resources if r.get("custom", True)]
+    protected = sum(1 for r in custom if r.get("protect"))
+    print(
+        f"== stack {plan.stack}: {plan.role}, account {plan.account}: {len(custom)} resources ({protected} protected)",
+        file=out,
+    )
+    groups: dict[str, Counter[str]] = {}
+    for resource in custom:
+        groups.setdefault(_component_of(resource, by_urn) or "(stack)", Counter())[resource["type"]] += 1
+    for component in sorted(groups, key=lambda c: (c != "(stack)", c)):
+        counts = ", ".join(f"{t.split(':')[-1]} x{n}" for t, n in sorted(groups[component].items()))
+        print(f"   {component}: {counts}", file=out)
+    if plan.outputs:
+        print("   outputs:", file=out)
+        for line in _flatten(plan.outputs):
+            print(f"     {line}", file=out)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict) and value:
+        lines: list[str] = []
+        for key, inner in value.items():
+            lines.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return lines
+    return [f"{prefix} = {json.dumps(value) if not isinstance(value, str) else value}"]
+
+
+def write_json(result: PlanResult, path: Path) -> None:
+    """Write the plan document (`{"stacks": [...]}`)."""
+    path.write_text(json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,586 @@
+"""Pydantic models of a stack's configuration: the one place config is read and validated."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from pgf_backup.constants import (
+    COLD_STORAGE_MIN_DAYS,
+    CONFIG_NAMESPACE,
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    PROD_MIN_RETENTION_DAYS,
+    ROLE_BACKUP_ACCOUNT,
+    ROLE_WORKLOAD,
+    STACK_BACKUP,
+    VAULT_LOCK_MIN_CHANGEABLE_DAYS,
+)
+
+Tier = Literal["lab", "dev", "prod"]
+Role = Literal["backup-account", "workload"]
+
+
+class ConfigError(Exception):
+    """A stack's configuration is invalid; the message names each key path and what is allowed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Field validators
+
+
+def _account_id(value: str) -> str:
+    if not re.fullmatch(r"\d{12}", value):
+        raise ValueError(f"{value!r} is not an AWS account id: 12 digits, quoted in YAML")
+    return value
+
+
+@lru_cache(maxsize=1)
+def backup_regions() -> dict[str, str]:
+    """Regions where AWS Backup has an endpoint, mapped to their partition (botocore's data)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    regions: dict[str, str] = {}
+    for partition in session.get_available_partitions():
+        for region in session.get_available_regions("backup", partition_name=partition):
+            regions[region] = partition
+    return regions
+
+
+def _region(value: str) -> str:
+    known = backup_regions()
+    if value in known:
+        return value
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"{value!r} is not a region where AWS Backup is available{hint} (allowed: {', '.join(sorted(known))})"
+    )
+
+
+_CRON_FIELDS: tuple[tuple[str, int, int, str], ...] = (
+    # name, low, high, extra characters AWS allows in that field
+    ("minutes", 0, 59, ""),
+    ("hours", 0, 23, ""),
+    ("day-of-month", 1, 31, "?LW"),
+    ("month", 1, 12, ""),
+    ("day-of-week", 1, 7, "?L#"),
+    ("year", 1970, 2199, ""),
+)
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+
+def _cron_field(name: str, low: int, high: int, extra: str, text: str) -> None:
+    names = _MONTHS if name == "month" else _DAYS if name == "day-of-week" else []
+    for part in text.split(","):
+        if part in ("*", "?") and (part == "*" or "?" in extra):
+            continue
+        if name == "day-of-month" and re.fullmatch(r"(L|LW|\d{1,2}W)", part):
+            continue
+        if name == "day-of-week" and re.fullmatch(r"([1-7]|[A-Z]{3})(L|#[1-5])", part):
+            continue
+        base, _, step = part.partition("/")
+        if step and not step.isdigit():
+            raise ValueError(f"cron {name} field {text!r}: step {step!r} is not a number")
+        for bound in base.split("-") if base != "*" else []:
+            number = names.index(bound) + 1 if bound in names else None
+            if number is None:
+                if not bound.isdigit():
+                    raise ValueError(
+                        f"cron {name} field {text!r}: {bound!r} is not allowed "
+                        f"(numbers {low}-{high}{', names' if names else ''}, ',', '-', '/', '*'"
+                        f"{', ' + ', '.join(repr(c) for c in extra) if extra else ''})"
+                    )
+                number = int(bound)
+            if not low <= number <= high:
+                raise ValueError(f"cron {name} field {text!r}: {number} is outside {low}-{high}")
+
+
+def _schedule(value: str) -> str:
+    rate = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", value)
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2)
+        if amount < 1 or (amount == 1) != (not unit.endswith("s")):
+            raise ValueError(f"{value!r}: use 'rate(1 day)' for one unit, 'rate(N days)' for N > 1")
+        if unit.startswith("minute") and amount < 60:
+            raise ValueError(f"{value!r}: AWS Backup runs at most once an hour (rate >= 60 minutes)")
+        return value
+    cron = re.fullmatch(r"cron\(([^()]*)\)", value)
+    if not cron:
+        raise ValueError(
+            f"{value!r} is not an AWS schedule: use 'cron(min hour day-of-month month "
+            f"day-of-week year)' or 'rate(N hours|days)'"
+        )
+    fields = cron.group(1).split()
+    if len(fields) != 6:
+        raise ValueError(
+            f"{value!r} has {len(fields)} cron fields; AWS needs 6: "
+            f"minutes hours day-of-month month day-of-week year, e.g. 'cron(0 5 ? * * *)'"
+        )
+    for (name, low, high, extra), text in zip(_CRON_FIELDS, fields, strict=True):
+        _cron_field(name, low, high, extra, text.upper())
+    if (fields[2] == "?") == (fields[4] == "?"):
+        raise ValueError(f"{value!r}: exactly one of day-of-month and day-of-week must be '?' (AWS cron rule)")
+    if not re.fullmatch(r"\d+", fields[0]):
+        raise ValueError(f"{value!r}: AWS Backup runs at most once an hour; minutes must be a number")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'America/Toronto', 'UTC')") from None
+    return value
+
+
+AccountId = Annotated[str, AfterValidator(_account_id)]
+Region = Annotated[str, AfterValidator(_region)]
+Schedule = Annotated[str, AfterValidator(_schedule)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+VaultName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{2,50}$")]
+RoleName = Annotated[str, Field(pattern=r"^[\w+=,.@/-]{1,64}$")]
+Days = Annotated[int, Field(ge=1, le=36500)]
+
+VaultEvent = Literal[
+    "BACKUP_JOB_STARTED",
+    "BACKUP_JOB_COMPLETED",
+    "BACKUP_JOB_SUCCESSFUL",
+    "BACKUP_JOB_FAILED",
+    "BACKUP_JOB_EXPIRED",
+    "RESTORE_JOB_STARTED",
+    "RESTORE_JOB_COMPLETED",
+    "RESTORE_JOB_SUCCESSFUL",
+    "RESTORE_JOB_FAILED",
+    "COPY_JOB_STARTED",
+    "COPY_JOB_SUCCESSFUL",
+    "COPY_JOB_FAILED",
+    "RECOVERY_POINT_MODIFIED",
+    "BACKUP_PLAN_CREATED",
+    "BACKUP_PLAN_MODIFIED",
+    "S3_BACKUP_OBJECT_FAILED",
+    "S3_RESTORE_OBJECT_FAILED",
+]
+DEFAULT_VAULT_EVENTS: tuple[VaultEvent, ...] = (
+    "BACKUP_JOB_FAILED",
+    "BACKUP_JOB_EXPIRED",
+    "COPY_JOB_FAILED",
+    "RESTORE_JOB_FAILED",
+)
+
+
+class Model(BaseModel):
+    """Base of every config model: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+class Organization(Model):
+    """The AWS Organization the accounts belong to."""
+
+    id: Annotated[str | None, Field(pattern=r"^o-[a-z0-9]{10,32}$")] = None
+
+
+class Regions(Model):
+    """Primary region of the workloads and the region copies go to."""
+
+    primary: Region
+    copy_region: Annotated[Region | None, Field(alias="copy")] = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Regions:
+        if self.copy_region == self.primary:
+            raise ValueError(
+                f"copy region {self.copy_region!r} equals the primary region: "
+                "a cross-region copy needs another region (or leave 'copy' out)"
+            )
+        return self
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """The primary region, then the copy region if any."""
+        return (self.primary,) if self.copy_region is None else (self.primary, self.copy_region)
+
+
+class Iam(Model):
+    """Role names, the same in every account of the rollout."""
+
+    deploy_role: RoleName = "pgf-backup-deploy"
+    break_glass_role: RoleName = "pgf-backup-break-glass"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Iam:
+        if self.deploy_role == self.break_glass_role:
+            raise ValueError("deploy_role and break_glass_role must be different roles")
+        return self
+
+
+class Tags(Model):
+    """Values of the strategy's tag scheme that this stack applies."""
+
+    application: Annotated[str, Field(min_length=1, max_length=256)] = "pgf"
+    data_classification: Literal["public", "internal", "confidential", "restricted"] = "confidential"
+    extra: dict[Annotated[str, Field(min_length=1, max_length=128)], str] = Field(default_factory=dict)
+
+
+class Bounds(Model):
+    """Retention bounds of a tier, in days."""
+
+    min_days: Days
+    max_days: Days
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min_days > self.max_days:
+            raise ValueError(f"min_days ({self.min_days}) must be <= max_days ({self.max_days})")
+        return self
+
+
+class TierBounds(Model):
+    """Retention bounds per tier; defaults follow the strategy (lab/dev 7-14 days, prod >= 35)."""
+
+    lab: Bounds = Bounds(min_days=7, max_days=14)
+    dev: Bounds = Bounds(min_days=7, max_days=14)
+    prod: Bounds = Bounds(min_days=PROD_MIN_RETENTION_DAYS, max_days=3650)
+
+    @model_validator(mode="after")
+    def _prod_floor(self) -> TierBounds:
+        if self.prod.min_days < PROD_MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"prod.min_days ({self.prod.min_days}) is below the strategy's prod floor of "
+                f"{PROD_MIN_RETENTION_DAYS} days"
+            )
+        return self
+
+    def of(self, tier: Tier) -> Bounds:
+        """Bounds of one tier."""
+        bounds: Bounds = getattr(self, tier)
+        return bounds
+
+
+class VaultLock(Model):
+    """AWS Backup Vault Lock: compliance mode (immutable after the grace time) or governance."""
+
+    mode: Literal["compliance", "governance"]
+    min_retention_days: Annotated[int, Field(ge=1, le=36500)]
+    max_retention_days: Annotated[int, Field(ge=1, le=36500)]
+    changeable_for_days: Annotated[int | None, Field(ge=VAULT_LOCK_MIN_CHANGEABLE_DAYS)] = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> VaultLock:
+        if self.min_retention_days > self.max_retention_days:
+            raise ValueError(
+                f"min_retention_days ({self.min_retention_days}) must be <= "
+                f"max_retention_days ({self.max_retention_days})"
+            )
+        if self.mode == "compliance" and self.changeable_for_days is None:
+            raise ValueError(
+                "compliance mode needs changeable_for_days (>= 3): the grace time before the lock becomes immutable"
+            )
+        if self.mode == "governance" and self.changeable_for_days is not None:
+            raise ValueError(
+                "changeable_for_days makes the lock a compliance lock; remove it for "
+                "governance mode or set mode: compliance"
+            )
+        return self
+
+
+class Vault(Model):
+    """One backup vault, created in each region of the stack."""
+
+    tier: Tier
+    name: VaultName | None = None
+    lock: VaultLock | None = None
+    notify_events: Annotated[tuple[VaultEvent, ...], Field(min_length=1)] = DEFAULT_VAULT_EVENTS
+
+
+class Rule(Model):
+    """One scheduled backup rule of a tier's plan."""
+
+    schedule: Schedule
+    timezone: TimeZone = "UTC"
+    start_window_minutes: Annotated[int, Field(ge=60, le=43200)] = 60
+    completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
+    delete_after_days: Days
+    cold_storage_after_days: Days | None = None
+    recovery_point_tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _lifecycle(self) -> Rule:
+        cold = self.cold_storage_after_days
+        if cold is not None and self.delete_after_days < cold + COLD_STORAGE_MIN_DAYS:
+            raise ValueError(
+                f"delete_after_days ({self.delete_after_days}) must be at least "
+                f"{COLD_STORAGE_MIN_DAYS} days after cold_storage_after_days ({cold}): "
+                f"AWS Backup keeps cold storage for 90 days minimum, so >= {cold + COLD_STORAGE_MIN_DAYS}"
+            )
+        if self.completion_window_minutes <= self.start_window_minutes:
+            raise ValueError(
+                f"completion_window_minutes ({self.completion_window_minutes}) must be greater "
+                f"than start_window_minutes ({self.start_window_minutes})"
+            )
+        return self
+
+
+class Continuous(Model):
+    """Continuous backup (point-in-time restore) for the resource types that support it."""
+
+    enabled: bool = True
+    retention_days: Annotated[int, Field(ge=1, le=CONTINUOUS_MAX_RETENTION_DAYS)] = 35
+
+
+RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
+
+
+class Plan(Model):
+    """A workload tier's backup plan."""
+
+    rules: Annotated[dict[RuleName, Rule], Field(min_length=1)]
+    continuous: Continuous | None = None
+
+
+class StackConfig(Model):
+    """The whole configuration of one stack (keys of the `pgf-backup:` namespace)."""
+
+    role: Role
+    tier: Tier | None = None
+    accounts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")], AccountId]
+    organization: Organization = Organization()
+    regions: Regions
+    iam: Iam = Iam()
+    tags: Tags = Tags()
+    tier_bounds: TierBounds = TierBounds()
+    vaults: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault], Field(min_length=1)]
+    plan: Plan | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        errors: list[str] = []
+        if STACK_BACKUP not in self.accounts:
+            errors.append("accounts: the backup account is missing (key 'backup')")
+        if self.role == ROLE_WORKLOAD:
+            self._check_workload(errors)
+        elif self.tier is not None:
+            errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
+        elif self.plan is not None:
+            errors.append("plan: the backup account has no plan of its own; plans live in workload stacks")
+        backup_id = self.accounts.get(STACK_BACKUP)
+        for name, account in self.accounts.items():
+            if name != STACK_BACKUP and account == backup_id:
+                errors.append(
+                    f"accounts.{name}: {account} is the backup account's id; the backup account "
+                    "must be distinct from every workload account"
+                )
+        self._check_vaults(errors)
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    def _check_workload(self, errors: list[str]) -> None:
+        if self.tier is None:
+            errors.append("tier: a workload stack needs its tier (lab, dev or prod)")
+            return
+        if self.tier not in self.accounts:
+            errors.append(f"accounts: no account for this stack's tier {self.tier!r}")
+        for key, vault in self.vaults.items():
+            if vault.tier != self.tier:
+                errors.append(
+                    f"vaults.{key}.tier: {vault.tier!r} in a {self.tier!r} stack; a workload "
+                    "account only hosts vaults of its own tier"
+                )
+        if self.plan is None:
+            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules)")
+            return
+        bounds = self.tier_bounds.of(self.tier)
+        for rule_name, rule in self.plan.rules.items():
+            days = rule.delete_after_days
+            if days < bounds.min_days:
+                floor = " (prod keeps backups at least 35 days)" if self.tier == "prod" else ""
+                errors.append(
+                    f"plan.rules.{rule_name}.delete_after_days: {days} is below the {self.tier} "
+                    f"minimum of {bounds.min_days} days{floor} (tier_bounds.{self.tier})"
+                )
+            if days > bounds.max_days:
+                errors.append(
+                    f"plan.rules.{rule_name}.delete_after_days: {days} is above the {self.tier} "
+                    f"maximum of {bounds.max_days} days (tier_bounds.{self.tier})"
+                )
+            for key, vault in self.vaults.items():
+                lock = vault.lock
+                if lock and not lock.min_retention_days <= days <= lock.max_retention_days:
+                    errors.append(
+                        f"plan.rules.{rule_name}.delete_after_days: {days} is outside vault "
+                        f"{key!r}'s lock ({lock.min_retention_days}-{lock.max_retention_days} days); "
+                        "AWS Backup would fail every job of this rule"
+                    )
+        continuous = self.plan.continuous
+        if continuous and continuous.enabled and continuous.retention_days > bounds.max_days:
+            errors.append(
+                f"plan.continuous.retention_days: {continuous.retention_days} is above the "
+                f"{self.tier} maximum of {bounds.max_days} days (tier_bounds.{self.tier})"
+            )
+
+    def _check_vaults(self, errors: list[str]) -> None:
+        names: dict[str, str] = {}
+        for key, vault in self.vaults.items():
+            name = self.vault_name(key)
+            if name in names:
+                errors.append(f"vaults.{key}.name: {name!r} is already the name of vault {names[name]!r}")
+            names[name] = key
+            lock = vault.lock
+            if lock is None:
+                continue
+            floor = self.tier_bounds.of(vault.tier).min_days
+            if vault.tier == "prod" and lock.min_retention_days < floor:
+                errors.append(
+                    f"vaults.{key}.lock.min_retention_days: {lock.min_retention_days} is below "
+                    f"the prod minimum of {floor} days"
+                )
+
+    # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def account_id(self) -> str:
+        """Account this stack deploys into."""
+        return self.accounts[STACK_BACKUP if self.role == ROLE_BACKUP_ACCOUNT else str(self.tier)]
+
+    @property
+    def backup_account_id(self) -> str:
+        """The dedicated backup account of the organization."""
+        return self.accounts[STACK_BACKUP]
+
+    def vault_name(self, key: str) -> str:
+        """AWS name of a vault (the same in each region)."""
+        return self.vaults[key].name or f"{self.tags.application}-{key}"
+
+    def role_arn(self, account_id: str, role_name: str, region: str | None = None) -> str:
+        """ARN of an IAM role in an account, in the partition of the primary region."""
+        return f"arn:{partition(region or self.regions.primary)}:iam::{account_id}:role/{role_name}"
+
+
+def partition(region: str) -> str:
+    """AWS partition of a region ('aws', 'aws-us-gov', ...)."""
+    return backup_regions().get(region, "aws")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and error reporting
+
+
+def _parse_value(raw: Any) -> Any:
+    # Pulumi hands structured config to programs as JSON text; plain values stay strings.
+    if isinstance(raw, str) and raw[:1] in ("{", "["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def namespace_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys of our namespace from a flat `namespace:key -> value` map, values parsed."""
+    prefix = CONFIG_NAMESPACE + ":"
+    return {key[len(prefix) :]: _parse_value(value) for key, value in config.items() if key.startswith(prefix)}
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class found by walking a validation error's location from `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part)) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None
+            )
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            return _model_at(current, (part, *loc[loc.index(part) + 1 :]))
+        args = get_args(current)
+        current = args[-1] if get_origin(current) in (dict, tuple, list) and args else None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model inside Optional[...] / Annotated[...], if any."""
+    for _ in range(4):
+        args = get_args(annotation)
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            return models[0]
+        if get_origin(annotation) is Annotated:
+            annotation = args[0]
+            continue
+        break
+    return annotation
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def format_errors(error: ValidationError) -> str:
+    """One line per problem: `pgf-backup:<key path>: <what is wrong and what is allowed>`."""
+    lines = []
+    for item in error.errors():
+        loc = item["loc"]
+        path = ".".join(str(part) for part in loc)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            parent = _model_at(StackConfig, loc[:-1])
+            allowed = _keys_of(parent) if parent else []
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            message = f"unknown key.{hint} Allowed keys here: {', '.join(allowed)}"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif item["type"] == "literal_error":
+            message = f"{item.get('input')!r} is not allowed; {message[0].lower()}{message[1:]}"
+        elif item["type"] == "string_pattern_mismatch":
+            message = f"{item.get('input')!r} does not match the allowed pattern {item['ctx']['pattern']}"
+        if path:
+            lines.append(f"{CONFIG_NAMESPACE}:{path}: {message}")
+        else:  # cross-key checks: each line already starts with its key path
+            lines.extend(f"{CONFIG_NAMESPACE}:{line}" for line in message.splitlines())
+    return "\n".join(lines)
+
+
+def load(config: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+    """Validate a flat Pulumi config map (`pgf-backup:key -> value`) into a `StackConfig`."""
+    try:
+        return StackConfig.model_validate(namespace_values(config))
+    except ValidationError as error:
+        raise ConfigError(f"invalid configuration in {source}:\n{format_errors(error)}") from None
+
+
+def load_from_pulumi() -> StackConfig:
+    """Read the running program's stack config (as the Pulumi language host passes it)."""
+    import pulumi
+    import pulumi.runtime.config as runtime_config
+
+    flat = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
+    return load(flat, source=f"Pulumi.{pulumi.get_stack()}.yaml")

@@ -1,0 +1,37 @@
+"""Names shared by the program, the policy pack and the ops code (no dependencies on purpose)."""
+
+from typing import Final
+
+PROJECT: Final = "pgf-backup"
+CONFIG_NAMESPACE: Final = "pgf-backup"
+COMPONENT_PREFIX: Final = "pgf:backup"
+
+TIERS: Final = ("lab", "dev", "prod")
+STACK_BACKUP: Final = "backup"
+ROLE_BACKUP_ACCOUNT: Final = "backup-account"
+ROLE_WORKLOAD: Final = "workload"
+
+# The strategy's tag scheme (seed document, "Organisation et automatisation").
+TAG_BACKUP_ENABLED: Final = "backup:enabled"
+TAG_BACKUP_TIER: Final = "backup:tier"
+TAG_RETENTION_DAYS: Final = "backup:retention_days"
+TAG_COPY_TO_REGION: Final = "backup:copy_to_region"
+TAG_COPY_TO_ACCOUNT: Final = "backup:copy_to_account"
+TAG_DATA_CLASSIFICATION: Final = "data:classification"
+TAG_APPLICATION: Final = "application"
+STRATEGY_TAG_KEYS: Final = (
+    TAG_BACKUP_ENABLED,
+    TAG_BACKUP_TIER,
+    TAG_RETENTION_DAYS,
+    TAG_COPY_TO_REGION,
+    TAG_COPY_TO_ACCOUNT,
+    TAG_DATA_CLASSIFICATION,
+    TAG_APPLICATION,
+)
+DATA_CLASSIFICATIONS: Final = ("public", "internal", "confidential", "restricted")
+
+# AWS Backup's documented limits.
+PROD_MIN_RETENTION_DAYS: Final = 35
+CONTINUOUS_MAX_RETENTION_DAYS: Final = 35
+COLD_STORAGE_MIN_DAYS: Final = 90
+VAULT_LOCK_MIN_CHANGEABLE_DAYS: Final = 3
