@@ -350,6 +350,7 @@ class Continuous(Model):
     retention_days: Annotated[int, Field(ge=1, le=CONTINUOUS_MAX_RETENTION_DAYS)] = 35
 
 
+StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
 
 
@@ -373,6 +374,11 @@ class StackConfig(Model):
     tier_bounds: TierBounds = TierBounds()
     vaults: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault], Field(min_length=1)]
     plan: Plan | None = None
+    # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
+    # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
+    backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
+    # Backup account stack: the workload stacks after it, in rollout order (a canary rollout).
+    rollout_order: Annotated[tuple[StackName, ...], Field(min_length=1)] = ("lab", "dev", "prod")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
@@ -393,6 +399,11 @@ class StackConfig(Model):
                     "must be distinct from every workload account"
                 )
         self._check_vaults(errors)
+        if len(set(self.rollout_order)) != len(self.rollout_order) or STACK_BACKUP in self.rollout_order:
+            errors.append(
+                f"rollout_order: {list(self.rollout_order)} must list each workload stack once, without 'backup' "
+                "(it always goes first)"
+            )
         if errors:
             raise ValueError("\n".join(errors))
         return self

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pgf_backup.automation.offline import Project
-from pgf_backup.automation.planner import plan_all, rollout_order, summarize, write_json
+from pgf_backup.automation.planner import known_stacks, plan_all, rollout_order, summarize, write_json
 from pgf_backup.config import ConfigError
 
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
     """`pgf-backup plan`: evaluate each stack in its own process, print a summary per stack."""
     project = Project.find(args.project_dir)
-    stacks = rollout_order(args.stacks)
+    stacks = rollout_order(args.stacks, known_stacks(project))
     for stack in stacks:  # every stack file validates before anything is evaluated
         project.load_config(stack)
     result = plan_all(project, stacks, on_stack=lambda plan: summarize(plan, out))
@@ -93,4 +93,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
 def entry() -> None:
     """Console script entry point."""
-    sys.exit(int(main()))
+    try:
+        status = int(main())
+    except BrokenPipeError:  # output piped into `head` and closed early
+        status = int(ExitStatus.OK)
+    sys.exit(status)

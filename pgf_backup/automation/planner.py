@@ -11,13 +11,16 @@ from typing import Any, TextIO
 
 from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
 from pgf_backup.config import ConfigError
-from pgf_backup.constants import STACK_BACKUP, TIERS
-
-DEFAULT_ORDER: tuple[str, ...] = (STACK_BACKUP, *TIERS)
+from pgf_backup.constants import STACK_BACKUP
 
 
-def rollout_order(stacks: Sequence[str] | None, known: Sequence[str] = DEFAULT_ORDER) -> list[str]:
-    """`backup` first, then workload stacks in rollout order; refuses unknown names."""
+def known_stacks(project: Project) -> list[str]:
+    """Every stack of the rollout in order: `backup`, then its configured `rollout_order`."""
+    return [STACK_BACKUP, *project.load_config(STACK_BACKUP).rollout_order]
+
+
+def rollout_order(stacks: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    """The chosen stacks (default all) in rollout order; refuses unknown names."""
     chosen = list(known) if not stacks else list(dict.fromkeys(stacks))
     unknown = [s for s in chosen if s not in known]
     if unknown:
