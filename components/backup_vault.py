@@ -115,7 +115,7 @@ class BackupVault(pulumi.ComponentResource):
 
     # -- key -----------------------------------------------------------------------------------
 
-    def _key_policy(self) -> pulumi.Output[str]:
+    def _key_policy(self) -> str:
         args = self._args
         root = root_arn(args.partition, args.account_id)
         via = [f"{service}.{args.region}.amazonaws.com" for service in KEY_VIA_SERVICES]
@@ -270,13 +270,16 @@ class BackupVault(pulumi.ComponentResource):
         self, name: str, vault: aws.backup.Vault, key_arn: pulumi.Output[str], opts: pulumi.ResourceOptions
     ) -> aws.sns.Topic:
         args = self._args
+        topic_name = f"{args.vault_name}-backup-events"
         topic = aws.sns.Topic(
             f"{name}-events",
-            name=f"{args.vault_name}-backup-events",
+            name=topic_name,
             kms_master_key_id=key_arn,
             tags=args.tags,
             opts=opts,
         )
+        # The ARN is fixed by AWS's format and the name we chose, so the policy is plain text.
+        topic_arn = f"arn:{args.partition}:sns:{args.region}:{args.account_id}:{topic_name}"
         aws.sns.TopicPolicy(
             f"{name}-events-policy",
             arn=topic.arn,
@@ -287,7 +290,7 @@ class BackupVault(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Principal": {"Service": "backup.amazonaws.com"},
                         "Action": "SNS:Publish",
-                        "Resource": topic.arn,
+                        "Resource": topic_arn,
                         "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
                     }
                 ]

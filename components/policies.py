@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
-
-import pulumi
 
 Statement = dict[str, Any]
 
@@ -72,6 +71,10 @@ def deny_all_but(sid: str, actions: Sequence[str], allowed_role_arns: Sequence[s
     }
 
 
-def document(statements: Sequence[Statement]) -> pulumi.Output[str]:
-    """A policy document as JSON, resolving any Output inside the statements."""
-    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+def document(statements: Sequence[Statement]) -> str:
+    """A policy document as JSON text (statements hold plain values only).
+
+    Policies are built from plain values on purpose: lifting every string of a document into an
+    Output (as `Output.json_dumps` does) costs more than the rest of a vault's registration.
+    """
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})

@@ -7,7 +7,8 @@ import json
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -515,39 +516,42 @@ def namespace_values(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key[len(prefix) :]: _parse_value(value) for key, value in config.items() if key.startswith(prefix)}
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _strip(annotation: Any) -> Any:
+    """The type under Annotated[...] and Optional[...]."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            inner = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = inner[0] if len(inner) == 1 else next((a for a in inner if _is_model(a)), inner[0])
+        else:
+            return annotation
+
+
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class found by walking a validation error's location from `model`."""
+    """The model class reached by walking a validation error's location from `model`."""
     current: Any = model
     for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part)) or next(
-                (f for f in current.model_fields.values() if f.alias == part), None
-            )
+        current = _strip(current)
+        if _is_model(current):
+            fields = current.model_fields
+            field = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
             if field is None:
                 return None
             current = field.annotation
-            continue
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            return _model_at(current, (part, *loc[loc.index(part) + 1 :]))
-        args = get_args(current)
-        current = args[-1] if get_origin(current) in (dict, tuple, list) and args else None
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """The model inside Optional[...] / Annotated[...], if any."""
-    for _ in range(4):
-        args = get_args(annotation)
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if models:
-            return models[0]
-        if get_origin(annotation) is Annotated:
-            annotation = args[0]
-            continue
-        break
-    return annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) in (list, tuple):
+            current = get_args(current)[0]
+        else:
+            return None
+    current = _strip(current)
+    return current if _is_model(current) else None
 
 
 def _keys_of(model: type[BaseModel]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--stack", action="append", dest="stacks", metavar="NAME", help="plan this stack (repeatable)")
     which.add_argument("--all", action="store_true", help="plan every stack (the default)")
     plan.add_argument("--json", type=Path, metavar="FILE", help="write the plan as JSON to FILE")
+    from pgf_backup.automation.driver import add_commands  # the driver imports this module
+
+    add_commands(sub)
     return parser
 
 
@@ -74,7 +78,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        with contextlib.redirect_stderr(err):
+            args = build_parser().parse_args(argv)
     except _UsageError:
         return ExitStatus.USAGE
     except SystemExit as exit_:  # --help
@@ -82,6 +87,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     try:
         if args.command == "plan":
             return cmd_plan(args, out, err)
+        from pgf_backup.automation.driver import COMMANDS, run_command
+
+        if args.command in COMMANDS:
+            return run_command(args, out, err)
     except ConfigError as error:
         print(f"error: {error}", file=err)
         return ExitStatus.USAGE

@@ -1,0 +1,163 @@
+"""Offline plan scale: wall time and peak memory against the mock runtime's own floor.
+
+For the prod stack and synthetic stacks of 100, 500 and 1,000 vaults, each measurement runs in a
+fresh process (as `pgf-backup plan` does): the real program under the mock runtime, then the floor,
+the same resources (type, name, parent, provider, inputs, replayed from the program's own
+inventory) registered as bare `CustomResource`s with no program logic, in a fresh process too.
+Targets: linear growth, and at most 1.5 x the floor at every size.
+
+    .venv/bin/python bench/plan_scale.py [--sizes 100 500 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_project(target: Path, vaults: int, copy_region: bool = False) -> None:
+    """A project folder with a `synthetic` backup-account stack holding `vaults` vaults."""
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, target / name)
+    config = yaml.safe_load((ROOT / "Pulumi.backup.yaml").read_text())["config"]
+    if not copy_region:
+        config["pgf-backup:regions"].pop("copy", None)
+    config["pgf-backup:vaults"] = {
+        f"v{i:04d}": {
+            "tier": ("lab", "dev", "prod")[i % 3],
+            "lock": {"mode": "governance", "min_retention_days": 35, "max_retention_days": 3650},
+        }
+        for i in range(vaults)
+    }
+    (target / "Pulumi.synthetic.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def child_program(project_dir: Path, stack: str, inventory: Path) -> dict[str, Any]:
+    """Evaluate the real program; returns timings, and saves the inventory for the floor."""
+    from pgf_backup.automation.offline import Project, evaluate
+
+    # Module imports are a per-process constant (the floor imports the SDK before its clock too).
+    import_start = time.perf_counter()
+    importlib.import_module("pgf_backup.stacks")
+    imports = time.perf_counter() - import_start
+    project = Project.find(project_dir)
+    start = time.perf_counter()
+    plan = evaluate(project, stack, {})
+    wall = time.perf_counter() - start
+    inventory.write_text(json.dumps(plan["resources"]))
+    return {"wall": wall, "imports": imports, "resources": len(plan["resources"])}
+
+
+def _output_names(type_token: str) -> list[str]:
+    """Wire names of a pulumi_aws resource class's properties (e.g. `aws:kms/key:Key`)."""
+    import pulumi._types as pulumi_types
+
+    package, module, name = type_token.split(":")
+    if package != "aws":
+        return []
+    cls = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), name, None)
+    if cls is None:
+        return []
+    return [wire for _, wire, _ in pulumi_types._py_properties(cls)]
+
+
+def child_floor(inventory: Path) -> dict[str, Any]:
+    """Register the same resources (type, name, parent, provider, inputs) with no program logic."""
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from pgf_backup.automation.mocks import AwsMocks, RecordingMonitor
+
+    recorded = json.loads(inventory.read_text())
+    for r in recorded:  # the property set a typed SDK class registers: its inputs plus its outputs
+        r["inputs"] = {**dict.fromkeys(_output_names(r["type"])), **r["inputs"]}
+    mocks = AwsMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="floor", stack="floor", preview=False, monitor=monitor)
+
+    def program() -> None:
+        made: dict[str, pulumi.Resource] = {}
+        for r in recorded:
+            parent = made.get(r["parent"])
+            provider = made.get(r["provider"])
+            opts = pulumi.ResourceOptions(parent=parent, provider=provider)  # type: ignore[arg-type]
+            if r["type"].startswith("pulumi:providers:"):
+                made[r["urn"]] = pulumi.ProviderResource(r["type"].rsplit(":", 1)[1], r["name"], r["inputs"], opts)
+            elif r["custom"]:
+                made[r["urn"]] = pulumi.CustomResource(r["type"], r["name"], r["inputs"], opts)
+            else:
+                made[r["urn"]] = pulumi.ComponentResource(r["type"], r["name"], None, opts)
+
+    start = time.perf_counter()
+    _sync_await(run_pulumi_func(program))
+    return {"wall": time.perf_counter() - start, "resources": len(monitor.recorded)}
+
+
+def measure(*args: str) -> dict[str, Any]:
+    """Run one child measurement in a fresh process; adds its peak RSS in MiB."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    """Print the table of figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 500, 1000])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "program":
+            result = child_program(Path(rest[0]), rest[1], Path(rest[2]))
+        else:
+            result = child_floor(Path(rest[0]))
+        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pgf-bench-") as tmp:
+        cases: list[tuple[str, Path, str]] = [("prod stack", ROOT, "prod")]
+        for size in args.sizes:
+            folder = Path(tmp) / f"n{size}"
+            folder.mkdir()
+            synthetic_project(folder, size)
+            cases.append((f"{size} vaults", folder, "synthetic"))
+        for label, folder, stack in cases:
+            inventory = Path(tmp) / f"{label.replace(' ', '-')}.json"
+            program = measure("program", str(folder), stack, str(inventory))
+            floor = measure("floor", str(inventory))
+            rows.append((label, program, floor))
+
+    print(f"{'case':<12} {'resources':>9} {'plan s':>8} {'floor s':>8} {'ratio':>6} {'plan MiB':>9} {'floor MiB':>9}")
+    for label, program, floor in rows:
+        ratio = program["wall"] / floor["wall"]
+        print(
+            f"{label:<12} {program['resources']:>9} {program['wall']:>8.2f} {floor['wall']:>8.2f} "
+            f"{ratio:>6.2f} {program['peak_mib']:>9.0f} {floor['peak_mib']:>9.0f}"
+        )
+    sized = [(label, program) for label, program, _ in rows if label.endswith("vaults")]
+    if len(sized) >= 2:
+        per = [program["wall"] / program["resources"] * 1000 for _, program in sized]
+        print("ms per resource: " + ", ".join(f"{label}: {p:.2f}" for (label, _), p in zip(sized, per, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

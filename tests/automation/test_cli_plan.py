@@ -1,0 +1,121 @@
+"""`pgf-backup plan`: exit codes, JSON shape, order, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgf_backup.automation.cli import ExitStatus, main
+from pgf_backup.automation.offline import Project
+
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "Pulumi.backup.yaml",
+    "Pulumi.lab.yaml",
+    "Pulumi.dev.yaml",
+    "Pulumi.prod.yaml",
+)
+
+
+def _copy(project: Project, target: Path) -> Path:
+    for name in PROJECT_FILES:
+        shutil.copy(project.root / name, target / name)
+    if (project.root / "policy").is_dir():
+        shutil.copytree(project.root / "policy", target / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out=out, err=err)
+    return int(status), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def plan_json(project: Project, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    status, out, err = _run("--project-dir", str(project.root), "plan", "--all", "--json", str(path))
+    assert status == ExitStatus.OK, err
+    assert "== stack backup" in out and "== stack prod" in out
+    document: dict[str, object] = json.loads(path.read_text())
+    return document
+
+
+def test_json_shape(plan_json: dict[str, object]) -> None:
+    stacks = plan_json["stacks"]
+    assert isinstance(stacks, list)
+    assert [s["stack"] for s in stacks] == ["backup", "lab", "dev", "prod"]
+    for stack in stacks:
+        assert {"stack", "role", "account", "resources", "outputs"} <= set(stack)
+        for resource in stack["resources"]:
+            assert {"urn", "type", "name", "parent", "provider", "protect", "inputs"} <= set(resource)
+    prod = stacks[3]
+    assert prod["role"] == "workload" and prod["account"] == "400000000040"
+    vault = next(r for r in prod["resources"] if r["type"] == "aws:backup/vault:Vault")
+    assert "kmsKeyArn" in vault["inputs"]  # the engine's camelCase
+    assert vault["urn"].startswith("urn:pulumi:prod::pgf-backup::")
+
+
+def test_one_stack(project: Project, tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    status, out, _ = _run("--project-dir", str(project.root), "plan", "--stack", "lab", "--json", str(path))
+    assert status == ExitStatus.OK
+    assert "== stack lab" in out and "== stack prod" not in out
+    assert [s["stack"] for s in json.loads(path.read_text())["stacks"]] == ["lab"]
+
+
+def test_unknown_stack_is_a_usage_error(project: Project) -> None:
+    status, _, err = _run("--project-dir", str(project.root), "plan", "--stack", "staging")
+    assert status == ExitStatus.USAGE
+    assert "unknown stack(s) staging; allowed: backup, lab, dev, prod" in err
+
+
+def test_bad_arguments_are_a_usage_error() -> None:
+    status, _, err = _run("plan", "--stack")
+    assert status == ExitStatus.USAGE and "expected one argument" in err
+
+
+def test_bad_stack_file_exits_2_with_the_key_and_no_traceback(project: Project, tmp_path: Path) -> None:
+    root = _copy(project, tmp_path)
+    prod = root / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text().replace("delete_after_days: 35", "delete_after_days: 20"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pgf_backup", "--project-dir", str(root), "plan"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Pulumi.prod.yaml" in done.stderr
+    assert "pgf-backup:plan.rules.daily.delete_after_days: 20 is below the prod minimum of 35 days" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "== stack" not in done.stdout  # nothing evaluated before every stack file validates
+
+
+def test_invalid_yaml_exits_2(project: Project, tmp_path: Path) -> None:
+    root = _copy(project, tmp_path)
+    (root / "Pulumi.lab.yaml").write_text("config: [unclosed\n")
+    status, _, err = _run("--project-dir", str(root), "plan")
+    assert status == ExitStatus.USAGE
+    assert "Pulumi.lab.yaml: not valid YAML" in err
+
+
+def test_missing_stack_file_exits_2(project: Project, tmp_path: Path) -> None:
+    root = _copy(project, tmp_path)
+    (root / "Pulumi.dev.yaml").unlink()
+    status, _, err = _run("--project-dir", str(root), "plan")
+    assert status == ExitStatus.USAGE
+    assert "stack 'dev': no Pulumi.dev.yaml" in err
+
+
+def test_console_script_and_module_agree(project: Project) -> None:
+    script = Path(sys.executable).with_name("pgf-backup")
+    done = subprocess.run([str(script), "plan", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "--json FILE" in done.stdout

@@ -1,0 +1,88 @@
+"""Shared fixtures: the project on disk, stack configs, and a recording mock runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from pgf_backup.automation.mocks import AwsMocks, RecordingMonitor
+from pgf_backup.automation.offline import Project
+from pgf_backup.config import StackConfig, load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    """The project at the root of this checkout."""
+    return Project.find(ROOT)
+
+
+def stack_values(project: Project, stack: str) -> dict[str, Any]:
+    """A stack file's `pgf-backup:` values as Python objects (to mutate in tests)."""
+    flat, _ = project.stack_config(stack)
+    return {k: json.loads(v) if v[:1] in "{[" else v for k, v in flat.items()}
+
+
+def config_of(values: dict[str, Any]) -> StackConfig:
+    """Validate values shaped like `stack_values` (raises ConfigError)."""
+    return load({k: json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in values.items()})
+
+
+@dataclass
+class Harness:
+    """The SDK's mock runtime with our AWS-like mocks, recording every registration."""
+
+    mocks: AwsMocks
+    monitor: RecordingMonitor
+
+    def run(self, program: Callable[[], Any]) -> Any:
+        """Run `program` as a Pulumi program and wait for every registration; returns its result."""
+        box: dict[str, Any] = {}
+
+        def wrapped() -> None:
+            box["result"] = program()
+
+        _sync_await(run_pulumi_func(wrapped))
+        return box.get("result")
+
+    def resolve(self, value: Any) -> Any:
+        """The resolved value of an Output (or plain value)."""
+        return _sync_await(pulumi.Output.from_input(value).future())
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        """Every recorded resource, in registration order."""
+        return [r.to_json() for r in self.monitor.recorded]
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        """Recorded resources of one type token."""
+        return [r for r in self.resources if r["type"] == type_]
+
+    def named(self, name: str) -> dict[str, Any]:
+        """The one recorded resource with this logical name."""
+        found = [r for r in self.resources if r["name"] == name]
+        assert len(found) == 1, f"{len(found)} resources named {name!r}"
+        return found[0]
+
+
+@pytest.fixture
+def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """A fresh mock runtime (stack `test`); the SDK's global state is restored afterwards."""
+    mocks = AwsMocks()
+    monitor = RecordingMonitor(mocks)
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project="pgf-backup", stack="test", preview=False, monitor=monitor)
+    yield Harness(mocks, monitor)
+    settings.reset_options()
+    runtime_config.CONFIG.set({})

@@ -1,0 +1,209 @@
+"""The config models: the shipped stack files load; each rule refuses bad input with a clear message."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pgf_backup.automation.offline import Project
+from pgf_backup.config import ConfigError, StackConfig
+from tests.conftest import config_of, stack_values
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    """Set `pgf-backup:<key>.<nested>...` to value."""
+
+    def mutate(values: dict[str, Any]) -> None:
+        key, *rest = path.split(".")
+        target = values.setdefault(f"pgf-backup:{key}", {})
+        if not rest:
+            values[f"pgf-backup:{key}"] = value
+            return
+        for part in rest[:-1]:
+            target = target.setdefault(part, {})
+        target[rest[-1]] = value
+
+    return mutate
+
+
+def _delete(path: str) -> Mutation:
+    def mutate(values: dict[str, Any]) -> None:
+        key, *rest = path.split(".")
+        if not rest:
+            del values[f"pgf-backup:{key}"]
+            return
+        target = values[f"pgf-backup:{key}"]
+        for part in rest[:-1]:
+            target = target[part]
+        del target[rest[-1]]
+
+    return mutate
+
+
+def _mutated(project: Project, stack: str, *mutations: Mutation) -> dict[str, Any]:
+    values = copy.deepcopy(stack_values(project, stack))
+    for mutate in mutations:
+        mutate(values)
+    return values
+
+
+def _error(project: Project, stack: str, *mutations: Mutation) -> str:
+    with pytest.raises(ConfigError) as caught:
+        config_of(_mutated(project, stack, *mutations))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("stack", ["backup", "lab", "dev", "prod"])
+def test_shipped_stack_files_are_valid(project: Project, stack: str) -> None:
+    cfg = project.load_config(stack)
+    assert cfg.regions.primary == "ca-central-1"
+    assert cfg.regions.copy_region == "ca-west-1"
+    assert cfg.backup_account_id not in {a for n, a in cfg.accounts.items() if n != "backup"}
+
+
+def test_shipped_retention_follows_the_strategy(project: Project) -> None:
+    prod = project.load_config("prod")
+    assert prod.plan is not None
+    rules = prod.plan.rules
+    assert rules["daily"].delete_after_days == 35
+    assert rules["monthly"].delete_after_days == 365
+    assert rules["yearly"].delete_after_days == 7 * 365
+    assert rules["yearly"].cold_storage_after_days is not None
+    assert prod.vaults["prod"].lock is not None and prod.vaults["prod"].lock.mode == "compliance"
+    for stack in ("lab", "dev"):
+        cfg = project.load_config(stack)
+        assert cfg.plan is not None
+        assert all(7 <= r.delete_after_days <= 14 for r in cfg.plan.rules.values())
+        assert all(v.lock is not None and v.lock.mode == "governance" for v in cfg.vaults.values())
+
+
+def test_models_are_frozen(project: Project) -> None:
+    cfg = project.load_config("prod")
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.role = "backup-account"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("stack", "mutation", "expected"),
+    [
+        # unknown, misspelt keys and wrong types
+        ("prod", _set("retension", 3), "pgf-backup:retension: unknown key"),
+        ("prod", _set("regions.primry", "ca-central-1"), "Did you mean 'primary'?"),
+        ("prod", _set("plan.rules.daily.delete_after_dayz", 35), "Did you mean 'delete_after_days'?"),
+        ("prod", _set("plan.rules.daily.delete_after_days", "a month"), "plan.rules.daily.delete_after_days"),
+        ("prod", _set("vaults", ["prod"]), "pgf-backup:vaults: Input should be a valid dictionary"),
+        ("prod", _delete("regions.primary"), "pgf-backup:regions.primary: required key is missing"),
+        # accounts and roles
+        (
+            "prod",
+            _set("accounts.prod", "4000000000"),
+            "accounts.prod: '4000000000' is not an AWS account id",
+        ),
+        ("prod", _set("accounts.prod", "40000000004a"), "12 digits"),
+        ("prod", _set("role", "workloads"), "pgf-backup:role: 'workloads' is not allowed"),
+        ("prod", _set("accounts.prod", "100000000010"), "must be distinct from every workload account"),
+        ("prod", _delete("accounts.backup"), "the backup account is missing"),
+        ("prod", _delete("tier"), "pgf-backup:tier: a workload stack needs its tier"),
+        ("backup", _set("tier", "prod"), "pgf-backup:tier: only a workload stack has a tier"),
+        # regions
+        ("prod", _set("regions.primary", "ca-central-2"), "did you mean 'ca-central-1'?"),
+        (
+            "prod",
+            _set("regions.copy", "ca-central-1"),
+            "regions: copy region 'ca-central-1' equals the primary",
+        ),
+        # schedules
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 5 * * *)"), "has 5 cron fields; AWS needs 6"),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 5 * * * *)"), "exactly one of day-of-month and day-of-week"),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 25 ? * * *)"), "cron hours field '25': 25 is outside 0-23"),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 5 ? * FUNDAY *)"), "day-of-week field"),
+        ("prod", _set("plan.rules.daily.schedule", "every day"), "is not an AWS schedule"),
+        ("prod", _set("plan.rules.daily.schedule", "rate(30 minutes)"), "at most once an hour"),
+        ("prod", _set("plan.rules.daily.schedule", "rate(1 days)"), "use 'rate(1 day)'"),
+        ("prod", _set("plan.rules.daily.timezone", "Mars/Olympus"), "is not an IANA time zone"),
+        # lifecycle rules of AWS Backup
+        (
+            "prod",
+            _set("plan.rules.yearly.cold_storage_after_days", 2500),
+            "plan.rules.yearly: delete_after_days (2555) must be at least 90 days after cold_storage_after_days",
+        ),
+        ("prod", _set("plan.continuous.retention_days", 36), "plan.continuous.retention_days: Input should be less"),
+        ("prod", _set("plan.continuous.retention_days", 0), "plan.continuous.retention_days: Input should be greater"),
+        ("prod", _set("vaults.prod.lock.min_retention_days", 4000), "must be <= max_retention_days"),
+        ("prod", _set("vaults.prod.lock.min_retention_days", 0), "vaults.prod.lock.min_retention_days"),
+        ("prod", _set("vaults.prod.lock.changeable_for_days", 2), "vaults.prod.lock.changeable_for_days"),
+        ("prod", _delete("vaults.prod.lock.changeable_for_days"), "compliance mode needs changeable_for_days"),
+        ("lab", _set("vaults.lab.lock.changeable_for_days", 3), "changeable_for_days makes the lock a compliance"),
+        # tier bounds
+        ("prod", _set("plan.rules.daily.delete_after_days", 30), "below the prod minimum of 35 days"),
+        ("lab", _set("plan.rules.weekly.delete_after_days", 30), "above the lab maximum of 14 days"),
+        (
+            "dev",
+            _set("plan.continuous.retention_days", 21),
+            "continuous.retention_days: 21 is above the dev maximum",
+        ),
+        ("prod", _set("tier_bounds.prod", {"min_days": 30, "max_days": 3650}), "below the strategy's prod floor"),
+        ("prod", _set("vaults.prod.lock.min_retention_days", 20), "below the prod minimum of 35 days"),
+        ("lab", _set("vaults.lab.lock.min_retention_days", 10), "outside vault 'lab''s lock (10-14 days)"),
+        # vault names
+        ("prod", _set("vaults.prod.name", "p"), "does not match the allowed pattern"),
+        ("prod", _set("vaults.prod.name", "pgf prod!"), "vaults.prod.name"),
+        ("prod", _set("vaults.prod.name", "x" * 51), "vaults.prod.name"),
+        ("prod", _set("vaults.prod.tier", "dev"), "only hosts vaults of its own tier"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(project: Project, stack: str, mutation: Mutation, expected: str) -> None:
+    assert expected in _error(project, stack, mutation)
+
+
+@pytest.mark.parametrize(
+    ("stack", "mutation"),
+    [
+        ("prod", _set("plan.rules.daily.schedule", "cron(15 3 ? * MON-FRI *)")),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 5 L * ? *)")),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0 0/6 ? * * *)")),
+        ("prod", _set("plan.rules.daily.schedule", "rate(12 hours)")),
+        ("prod", _set("plan.rules.daily.schedule", "rate(1 day)")),
+        ("prod", _set("plan.rules.yearly.cold_storage_after_days", 2465)),
+        ("prod", _set("regions.primary", "us-gov-west-1")),
+        ("prod", _delete("regions.copy")),
+        ("lab", _set("tier_bounds.lab", {"min_days": 7, "max_days": 30})),
+        ("lab", _delete("vaults.lab.lock")),
+        ("backup", _set("vaults.prod.lock.changeable_for_days", 7)),
+    ],
+)
+def test_valid_variants_are_accepted(project: Project, stack: str, mutation: Mutation) -> None:
+    assert isinstance(config_of(_mutated(project, stack, mutation)), StackConfig)
+
+
+def test_tier_bounds_are_configurable(project: Project) -> None:
+    message = _error(project, "lab", _set("plan.rules.weekly.delete_after_days", 21))
+    assert "above the lab maximum of 14 days" in message
+    cfg = config_of(
+        _mutated(
+            project,
+            "lab",
+            _set("tier_bounds.lab", {"min_days": 7, "max_days": 30}),
+            _delete("vaults.lab.lock"),
+            _set("plan.rules.weekly.delete_after_days", 21),
+        )
+    )
+    assert cfg.plan is not None and cfg.plan.rules["weekly"].delete_after_days == 21
+
+
+def test_every_problem_is_reported_at_once(project: Project) -> None:
+    message = _error(project, "prod", _set("accounts.prod", "12"), _set("regions.primary", "ca-central-2"))
+    assert "accounts.prod" in message and "regions.primary" in message
+
+
+def test_derived_values(project: Project) -> None:
+    cfg = project.load_config("prod")
+    assert cfg.account_id == "400000000040"
+    assert cfg.vault_name("prod") == "pgf-prod"
+    assert cfg.role_arn("400000000040", "r") == "arn:aws:iam::400000000040:role/r"
+    assert project.load_config("backup").account_id == "100000000010"
