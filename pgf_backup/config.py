@@ -195,10 +195,34 @@ class Model(BaseModel):
 # Models
 
 
+class AirGapped(Model):
+    """A logically air-gapped vault: recovery points no account can delete or re-key."""
+
+    min_retention_days: Annotated[int, Field(ge=7, le=36500)]
+    max_retention_days: Annotated[int, Field(ge=7, le=36500)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AirGapped:
+        if self.min_retention_days > self.max_retention_days:
+            raise ValueError(
+                f"min_retention_days ({self.min_retention_days}) must be <= "
+                f"max_retention_days ({self.max_retention_days})"
+            )
+        return self
+
+
+OptInService = Literal[
+    "Aurora", "DocumentDB", "DynamoDB", "EBS", "EC2", "EFS", "FSx", "Neptune", "RDS", "S3", "Redshift"
+]
+PolicyTarget = Annotated[str, Field(pattern=r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$")]
+
+
 class Organization(Model):
     """The AWS Organization the accounts belong to."""
 
     id: Annotated[str | None, Field(pattern=r"^o-[a-z0-9]{10,32}$")] = None
+    # Organization mode: where each tier's BACKUP_POLICY is attached (root r-..., OU ou-..., account).
+    policy_targets: dict[Tier, Annotated[tuple[PolicyTarget, ...], Field(min_length=1)]] = Field(default_factory=dict)
 
 
 class Regions(Model):
@@ -229,6 +253,8 @@ class Iam(Model):
 
     deploy_role: RoleName = "pgf-backup-deploy"
     break_glass_role: RoleName = "pgf-backup-break-glass"
+    # The role AWS Backup assumes; organization policies name it in every member account.
+    service_role: RoleName = "pgf-backup-service-role"
 
     @model_validator(mode="after")
     def _distinct(self) -> Iam:
@@ -314,21 +340,18 @@ class Vault(Model):
     name: VaultName | None = None
     lock: VaultLock | None = None
     notify_events: Annotated[tuple[VaultEvent, ...], Field(min_length=1)] = DEFAULT_VAULT_EVENTS
+    # Backup account only: also a logically air-gapped vault of this tier, a further copy target.
+    air_gapped: AirGapped | None = None
 
 
-class Rule(Model):
-    """One scheduled backup rule of a tier's plan."""
+class Lifecycle(Model):
+    """How long a recovery point (or a copy of it) is kept."""
 
-    schedule: Schedule
-    timezone: TimeZone = "UTC"
-    start_window_minutes: Annotated[int, Field(ge=60, le=43200)] = 60
-    completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
     delete_after_days: Days
     cold_storage_after_days: Days | None = None
-    recovery_point_tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _lifecycle(self) -> Rule:
+    def _cold_storage(self) -> Lifecycle:
         cold = self.cold_storage_after_days
         if cold is not None and self.delete_after_days < cold + COLD_STORAGE_MIN_DAYS:
             raise ValueError(
@@ -336,6 +359,32 @@ class Rule(Model):
                 f"{COLD_STORAGE_MIN_DAYS} days after cold_storage_after_days ({cold}): "
                 f"AWS Backup keeps cold storage for 90 days minimum, so >= {cold + COLD_STORAGE_MIN_DAYS}"
             )
+        return self
+
+
+CopyTarget = Literal["backup_account", "copy_region", "air_gapped"]
+
+
+class Copies(Model):
+    """Lifecycle of each copy; a copy left out keeps the rule's own lifecycle."""
+
+    backup_account: Lifecycle | None = None
+    copy_region: Lifecycle | None = None
+    air_gapped: Lifecycle | None = None
+
+
+class Rule(Lifecycle):
+    """One scheduled backup rule of a tier's plan."""
+
+    schedule: Schedule
+    timezone: TimeZone = "UTC"
+    start_window_minutes: Annotated[int, Field(ge=60, le=43200)] = 60
+    completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
+    recovery_point_tags: dict[Annotated[str, Field(min_length=1, max_length=128)], str] = Field(default_factory=dict)
+    copies: Copies = Copies()
+
+    @model_validator(mode="after")
+    def _windows(self) -> Rule:
         if self.completion_window_minutes <= self.start_window_minutes:
             raise ValueError(
                 f"completion_window_minutes ({self.completion_window_minutes}) must be greater "
@@ -343,23 +392,83 @@ class Rule(Model):
             )
         return self
 
+    def lifecycle(self, target: CopyTarget | None = None) -> Lifecycle:
+        """Lifecycle of the recovery point (no target) or of one of its copies."""
+        own = Lifecycle(delete_after_days=self.delete_after_days, cold_storage_after_days=self.cold_storage_after_days)
+        copy: Lifecycle | None = getattr(self.copies, target) if target else None
+        return copy or own
+
 
 class Continuous(Model):
-    """Continuous backup (point-in-time restore) for the resource types that support it."""
+    """Continuous backup (point-in-time restore) for the resource types that support it (RDS, S3)."""
 
     enabled: bool = True
     retention_days: Annotated[int, Field(ge=1, le=CONTINUOUS_MAX_RETENTION_DAYS)] = 35
+    schedule: Schedule = "cron(0 4 ? * * *)"
+    timezone: TimeZone = "UTC"
+    # Copies of a continuous recovery point are snapshots: their own lifecycle may be longer.
+    copies: Copies = Copies()
+
+    def as_rule(self) -> Rule:
+        """The continuous backup as a plan rule (its lifecycle is the PITR window)."""
+        return Rule(
+            schedule=self.schedule,
+            timezone=self.timezone,
+            delete_after_days=self.retention_days,
+            copies=self.copies,
+        )
+
+
+ResourceArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+$")]
+
+
+class Selection(Model):
+    """Which resources a tier's plan protects, besides the strategy's tags."""
+
+    # Also require `application=<tags.application>` on tagged resources.
+    scope_application: bool = True
+    resources: tuple[ResourceArn, ...] = ()
+    not_resources: tuple[ResourceArn, ...] = ()
 
 
 StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
+CONTINUOUS_RULE = "continuous"
 
 
 class Plan(Model):
-    """A workload tier's backup plan."""
+    """A tier's backup plan: rules, continuous backup, copies and selection."""
 
-    rules: Annotated[dict[RuleName, Rule], Field(min_length=1)]
+    rules: Annotated[dict[RuleName, Rule], Field(min_length=1, max_length=9)]
     continuous: Continuous | None = None
+    selection: Selection = Selection()
+    copy_to_backup_account: bool = True
+    copy_to_region: bool = True
+    copy_to_air_gapped: bool = False
+
+    @model_validator(mode="after")
+    def _names(self) -> Plan:
+        if CONTINUOUS_RULE in self.rules:
+            raise ValueError(f"rules.{CONTINUOUS_RULE}: this name is reserved for the 'continuous' section")
+        return self
+
+    def all_rules(self) -> dict[str, Rule]:
+        """Scheduled rules, then the continuous rule if enabled."""
+        rules = dict(self.rules)
+        if self.continuous and self.continuous.enabled:
+            rules[CONTINUOUS_RULE] = self.continuous.as_rule()
+        return rules
+
+    def copy_targets(self, has_copy_region: bool) -> list[CopyTarget]:
+        """Where each rule's recovery points are copied."""
+        targets: list[CopyTarget] = []
+        if self.copy_to_backup_account:
+            targets.append("backup_account")
+        if self.copy_to_region and has_copy_region:
+            targets.append("copy_region")
+        if self.copy_to_air_gapped:
+            targets.append("air_gapped")
+        return targets
 
 
 class StackConfig(Model):
@@ -374,7 +483,12 @@ class StackConfig(Model):
     tags: Tags = Tags()
     tier_bounds: TierBounds = TierBounds()
     vaults: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault], Field(min_length=1)]
+    scheduling: Literal["account", "organization"] = "account"
     plan: Plan | None = None
+    # Backup account in organization mode: each tier's plan, written as a BACKUP_POLICY.
+    plans: dict[Tier, Plan] = Field(default_factory=dict)
+    # Workload stacks: services opted in to AWS Backup in the account's region settings.
+    services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
     # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
     # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
     backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
@@ -388,10 +502,8 @@ class StackConfig(Model):
             errors.append("accounts: the backup account is missing (key 'backup')")
         if self.role == ROLE_WORKLOAD:
             self._check_workload(errors)
-        elif self.tier is not None:
-            errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
-        elif self.plan is not None:
-            errors.append("plan: the backup account has no plan of its own; plans live in workload stacks")
+        else:
+            self._check_backup_account(errors)
         backup_id = self.accounts.get(STACK_BACKUP)
         for name, account in self.accounts.items():
             if name != STACK_BACKUP and account == backup_id:
@@ -409,49 +521,125 @@ class StackConfig(Model):
             raise ValueError("\n".join(errors))
         return self
 
+    def _check_backup_account(self, errors: list[str]) -> None:
+        if self.tier is not None:
+            errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
+        if self.plan is not None:
+            errors.append(
+                "plan: the backup account has no plan of its own; in account mode plans live in the workload "
+                "stacks (plan), in organization mode here under plans.<tier>"
+            )
+        if self.scheduling == "account" and self.plans:
+            errors.append(
+                "plans: only used in organization mode (scheduling: organization); move them to the "
+                "workload stacks' plan"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.plans:
+                errors.append("plans: organization mode needs a plan per tier (plans.<tier>.rules)")
+            for tier in self.plans:
+                if tier not in self.organization.policy_targets:
+                    errors.append(
+                        f"organization.policy_targets.{tier}: where the {tier} BACKUP_POLICY is attached "
+                        "(root r-..., OU ou-..., or account ids) is missing"
+                    )
+                if not self.central_vault_key(tier):
+                    errors.append(f"plans.{tier}: no vault of tier {tier!r} in vaults to receive its copies")
+        for tier, plan in self.plans.items():
+            central = self.central_vault_key(tier) or ""
+            vault = self.vaults.get(central)
+            locks: dict[CopyTarget | None, tuple[str, VaultLock | None]] = {}
+            if vault and vault.lock:
+                locks["backup_account"] = (central, vault.lock)
+            if vault and vault.air_gapped:
+                gap = vault.air_gapped
+                locks["air_gapped"] = (
+                    f"{central} (air-gapped)",
+                    VaultLock(
+                        mode="governance",
+                        min_retention_days=gap.min_retention_days,
+                        max_retention_days=gap.max_retention_days,
+                    ),
+                )
+            elif plan.copy_to_air_gapped:
+                errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
+            self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
+
     def _check_workload(self, errors: list[str]) -> None:
         if self.tier is None:
             errors.append("tier: a workload stack needs its tier (lab, dev or prod)")
             return
         if self.tier not in self.accounts:
             errors.append(f"accounts: no account for this stack's tier {self.tier!r}")
+        if self.plans:
+            errors.append("plans: only the backup account holds plans per tier (organization mode)")
         for key, vault in self.vaults.items():
             if vault.tier != self.tier:
                 errors.append(
                     f"vaults.{key}.tier: {vault.tier!r} in a {self.tier!r} stack; a workload "
                     "account only hosts vaults of its own tier"
                 )
-        if self.plan is None:
-            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules)")
+            if vault.air_gapped is not None:
+                errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
+        if self.scheduling == "organization":
+            if self.plan is not None:
+                errors.append(
+                    "plan: in organization mode the plan comes from the backup stack's BACKUP_POLICY "
+                    f"(plans.{self.tier} in Pulumi.backup.yaml); remove it here"
+                )
             return
-        bounds = self.tier_bounds.of(self.tier)
-        for rule_name, rule in self.plan.rules.items():
-            days = rule.delete_after_days
-            if days < bounds.min_days:
-                floor = " (prod keeps backups at least 35 days)" if self.tier == "prod" else ""
-                errors.append(
-                    f"plan.rules.{rule_name}.delete_after_days: {days} is below the {self.tier} "
-                    f"minimum of {bounds.min_days} days{floor} (tier_bounds.{self.tier})"
+        if self.plan is None:
+            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules) in account mode")
+            return
+        key = self.central_vault_key(self.tier) or ""
+        lock = self.vaults[key].lock if key in self.vaults else None
+        # The recovery point lands in the local vault, the region copy in its copy-region twin.
+        self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
+
+    def _check_plan(
+        self,
+        prefix: str,
+        tier: Tier,
+        plan: Plan,
+        locks: Mapping[CopyTarget | None, tuple[str, VaultLock | None]],
+        errors: list[str],
+    ) -> None:
+        """Every lifecycle of a plan within the tier's bounds and the lock of the vault it lands in."""
+        bounds = self.tier_bounds.of(tier)
+        targets = plan.copy_targets(self.regions.copy_region is not None)
+        for rule_name, rule in plan.all_rules().items():
+            path = f"{prefix}.continuous" if rule_name == CONTINUOUS_RULE else f"{prefix}.rules.{rule_name}"
+            for target in (None, *targets):
+                days = rule.lifecycle(target).delete_after_days
+                where = (
+                    (f"{path}.retention_days" if rule_name == CONTINUOUS_RULE else f"{path}.delete_after_days")
+                    if target is None or getattr(rule.copies, target) is None
+                    else f"{path}.copies.{target}.delete_after_days"
                 )
-            if days > bounds.max_days:
-                errors.append(
-                    f"plan.rules.{rule_name}.delete_after_days: {days} is above the {self.tier} "
-                    f"maximum of {bounds.max_days} days (tier_bounds.{self.tier})"
-                )
-            for key, vault in self.vaults.items():
-                lock = vault.lock
-                if lock and not lock.min_retention_days <= days <= lock.max_retention_days:
+                if days < bounds.min_days and not (rule_name == CONTINUOUS_RULE and target is None):
+                    floor = " (prod keeps backups at least 35 days)" if tier == "prod" else ""
                     errors.append(
-                        f"plan.rules.{rule_name}.delete_after_days: {days} is outside vault "
-                        f"{key!r}'s lock ({lock.min_retention_days}-{lock.max_retention_days} days); "
-                        "AWS Backup would fail every job of this rule"
+                        f"{where}: {days} is below the {tier} minimum of {bounds.min_days} days{floor} "
+                        f"(tier_bounds.{tier})"
                     )
-        continuous = self.plan.continuous
-        if continuous and continuous.enabled and continuous.retention_days > bounds.max_days:
-            errors.append(
-                f"plan.continuous.retention_days: {continuous.retention_days} is above the "
-                f"{self.tier} maximum of {bounds.max_days} days (tier_bounds.{self.tier})"
-            )
+                if days > bounds.max_days:
+                    errors.append(
+                        f"{where}: {days} is above the {tier} maximum of {bounds.max_days} days (tier_bounds.{tier})"
+                    )
+                vault_key, lock = locks.get(target, ("", None))
+                if lock and not lock.min_retention_days <= days <= lock.max_retention_days:
+                    lands = "the copy" if target else "the recovery point"
+                    errors.append(
+                        f"{where}: {days} is outside vault {vault_key!r}'s lock "
+                        f"({lock.min_retention_days}-{lock.max_retention_days} days) where {lands} lands; "
+                        "AWS Backup would fail every such job"
+                    )
+
+    def central_vault_key(self, tier: str) -> str | None:
+        """The first vault of a tier: it receives the tier's recovery points (and copies)."""
+        return next((key for key, vault in self.vaults.items() if vault.tier == tier), None)
 
     def _check_vaults(self, errors: list[str]) -> None:
         names: dict[str, str] = {}

@@ -1,7 +1,9 @@
-"""Config -> components, for each role (backup account / workload)."""
+"""Config -> components, for each role (backup account / workload) and scheduling mode."""
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,15 +11,38 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import BackupVault, BackupVaultArgs, VaultLockArgs
-from pgf_backup.config import ConfigError, StackConfig, load_from_pulumi, partition
+from components import (
+    BackupPlan,
+    BackupPlanArgs,
+    BackupServiceRole,
+    BackupServiceRoleArgs,
+    BackupVault,
+    BackupVaultArgs,
+    OrgBackupPolicy,
+    OrgBackupPolicyArgs,
+    VaultLockArgs,
+)
+from pgf_backup.config import ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
 from pgf_backup.constants import (
     PROJECT,
     ROLE_BACKUP_ACCOUNT,
+    STACK_BACKUP,
     TAG_APPLICATION,
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
 )
+from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
+
+# Full AWS Backup management (cross-account copies, cold storage, independent encryption).
+FULLY_MANAGED = ("DynamoDB", "EFS")
+
+
+class StackConfigError(ConfigError, pulumi.RunError):
+    """A config error found while the program runs: Pulumi reports it without a traceback."""
+
+
+class MissingOutputError(StackConfigError):
+    """The backup stack does not export what a workload stack needs (deploy `backup` first)."""
 
 
 @dataclass
@@ -56,12 +81,21 @@ class Providers:
             )
         return self._cache[key]
 
+    def opts(self, region: str | None = None, **extra: Any) -> pulumi.ResourceOptions:
+        """Options placing a resource in this stack's account (primary region by default)."""
+        provider = self.get(self.cfg.account_id, region or self.cfg.regions.primary)
+        return pulumi.ResourceOptions(provider=provider, **extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vaults (both roles)
+
 
 def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, BackupVault]]:
     """The vaults of this stack: one per configured vault and per region."""
     account = cfg.account_id
     is_backup_account = cfg.role == ROLE_BACKUP_ACCOUNT
-    workload_ids = sorted({a for name, a in cfg.accounts.items() if name != "backup"})
+    workload_ids = sorted({a for name, a in cfg.accounts.items() if name != STACK_BACKUP})
     built: dict[str, dict[str, BackupVault]] = {}
     for key, vault in cfg.vaults.items():
         lock = vault.lock
@@ -76,6 +110,8 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
             "hardened": vault.tier == "prod",
             "copy_in_org_id": cfg.organization.id if is_backup_account else None,
             "copy_in_account_ids": workload_ids if is_backup_account else (),
+            # RDS snapshots keep their source key: the backup account must be able to use it to copy.
+            "key_user_account_ids": () if is_backup_account else (cfg.backup_account_id,),
             "tags": {TAG_BACKUP_TIER: vault.tier},
         }
         built[key] = {}
@@ -98,29 +134,248 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
     return built
 
 
+def vault_outputs(cfg: StackConfig, vaults: dict[str, dict[str, BackupVault]]) -> dict[str, Any]:
+    """`vaults` output: vault key -> region -> name, ARNs, tier."""
+    return {
+        key: {
+            region: {
+                "tier": cfg.vaults[key].tier,
+                "name": component.vault_name,
+                "arn": component.vault_arn,
+                "kms_key_arn": component.key_arn,
+                "topic_arn": component.topic_arn,
+            }
+            for region, component in by_region.items()
+        }
+        for key, by_region in vaults.items()
+    }
+
+
+def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
+    """The role AWS Backup assumes in this account (named as organization policies expect)."""
+    args = BackupServiceRoleArgs(
+        role_name=cfg.iam.service_role, account_id=cfg.account_id, partition=partition(cfg.regions.primary)
+    )
+    return BackupServiceRole("backup-service-role", args, providers.opts())
+
+
+# ---------------------------------------------------------------------------------------------
+# Backup account
+
+
+def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+    """Central vaults per tier and region, air-gapped vaults, and (organization mode) policies."""
+    vaults = build_vaults(cfg, providers)
+    central: dict[str, dict[str, Any]] = {}
+    for tier in sorted({v.tier for v in cfg.vaults.values()}):
+        key = cfg.central_vault_key(tier)
+        assert key is not None  # a tier listed here has at least one vault
+        lock = cfg.vaults[key].lock
+        central[tier] = {
+            region: {
+                "arn": component.vault_arn,
+                "name": component.vault_name,
+                "kms_key_arn": component.key_arn,
+                "lock": {"min": lock.min_retention_days, "max": lock.max_retention_days} if lock else None,
+            }
+            for region, component in vaults[key].items()
+        }
+    air_gapped: dict[str, Any] = {}
+    for key, vault in cfg.vaults.items():
+        if vault.air_gapped is None or cfg.central_vault_key(vault.tier) != key:
+            continue
+        hardened = vault.tier == "prod"
+        gap = aws.backup.LogicallyAirGappedVault(
+            f"{key}-air-gapped",
+            name=f"{cfg.vault_name(key)}-air-gapped",
+            min_retention_days=vault.air_gapped.min_retention_days,
+            max_retention_days=vault.air_gapped.max_retention_days,
+            tags={TAG_BACKUP_TIER: vault.tier},
+            opts=providers.opts(protect=hardened, retain_on_delete=hardened),
+        )
+        air_gapped[vault.tier] = {
+            "arn": gap.arn,
+            "lock": {"min": vault.air_gapped.min_retention_days, "max": vault.air_gapped.max_retention_days},
+        }
+    outputs: dict[str, Any] = {
+        "vaults": vault_outputs(cfg, vaults),
+        "central_vaults": central,
+        "air_gapped_vaults": air_gapped,
+    }
+    if cfg.scheduling == "organization":
+        outputs["backup_policies"] = build_org_policies(cfg, providers, central, air_gapped)
+    return outputs
+
+
+def build_org_policies(
+    cfg: StackConfig, providers: Providers, central: dict[str, Any], air_gapped: dict[str, Any]
+) -> dict[str, Any]:
+    """One BACKUP_POLICY per tier, attached to its targets; cross-account backup enabled."""
+    opts = providers.opts()
+    aws.backup.GlobalSettings("global-settings", global_settings={"isCrossAccountBackupEnabled": "true"}, opts=opts)
+    role_arn = f"arn:{partition(cfg.regions.primary)}:iam::{ACCOUNT_PLACEHOLDER}:role/{cfg.iam.service_role}"
+    policies: dict[str, Any] = {}
+    for tier in cfg.plans:
+        key = cfg.central_vault_key(tier)
+        assert key is not None  # checked by the config model
+        vault_name = cfg.vault_name(key)
+        plan_name = f"{cfg.tags.application}-{tier}"
+        known: dict[str, pulumi.Input[str]] = {"backup_account": central[tier][cfg.regions.primary]["arn"]}
+        if tier in air_gapped:
+            known["air_gapped"] = air_gapped[tier]["arn"]
+
+        content = pulumi.Output.all(**known).apply(
+            functools.partial(_policy_document, cfg, tier, plan_name, vault_name, role_arn)
+        )
+        policy = OrgBackupPolicy(
+            f"backup-policy-{tier}",
+            OrgBackupPolicyArgs(
+                policy_name=plan_name,
+                content=content,
+                targets=cfg.organization.policy_targets[tier],
+                description=f"AWS Backup plan of the {tier} tier (pgf-backup)",
+            ),
+            opts,
+        )
+        policies[tier] = {"policy_id": policy.policy_id, "vault_name": vault_name, "content": content}
+    return policies
+
+
+def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs come last
+    cfg: StackConfig, tier: Tier, plan_name: str, vault_name: str, role_arn: str, arns: dict[str, str]
+) -> str:
+    """The JSON of a tier's BACKUP_POLICY once the central vault ARNs are known."""
+    copy = cfg.regions.copy_region
+    destinations: dict[CopyTarget, str] = {"backup_account": arns["backup_account"]}
+    if copy is not None:
+        part = partition(copy)
+        destinations["copy_region"] = f"arn:{part}:backup:{copy}:{ACCOUNT_PLACEHOLDER}:backup-vault:{vault_name}"
+    if "air_gapped" in arns:
+        destinations["air_gapped"] = arns["air_gapped"]
+    rules = rule_args(cfg.plans[tier], destinations, copy is not None)
+    document = backup_policy(
+        plan_name, tier, rules=rules, vault_name=vault_name, service_role_arn=role_arn, regions=[cfg.regions.primary]
+    )
+    return json.dumps(document)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workload accounts
+
+
+def _central(outputs: dict[str, Any], path: tuple[str, ...], stack: str) -> Any:
+    """A value from the backup stack's outputs, or a clear error naming what is missing."""
+    value: Any = outputs
+    for part in path:
+        if not isinstance(value, dict) or part not in value or value[part] is None:
+            raise MissingOutputError(
+                f"the backup stack ({stack}) has no output {'.'.join(path)}: deploy `backup` first, "
+                f"and check that it hosts a vault of this tier in that region"
+            )
+        value = value[part]
+    return value
+
+
+def _checked_copy_target(outputs: dict[str, Any], path: tuple[str, ...], stack: str, days: dict[str, int]) -> str:
+    """A central vault ARN, after checking that every copy lifecycle fits its lock."""
+    entry = _central(outputs, path, stack)
+    lock = entry.get("lock")
+    if lock:
+        for rule, delete_after in days.items():
+            if not lock["min"] <= delete_after <= lock["max"]:
+                raise StackConfigError(
+                    f"plan.rules.{rule}: a copy kept {delete_after} days lands in {entry['arn']}, whose lock "
+                    f"allows {lock['min']}-{lock['max']} days; AWS Backup would fail the copy"
+                )
+    return str(entry["arn"])
+
+
+def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+    """Local vaults, service role, region settings and (account mode) the tier's plan."""
+    assert cfg.tier is not None
+    tier = cfg.tier
+    vaults = build_vaults(cfg, providers)
+    role = service_role(cfg, providers)
+    for region in cfg.regions.all:
+        aws.backup.RegionSettings(
+            f"region-settings-{region}",
+            # Only the configured services: others in the account keep whatever they were set to.
+            resource_type_opt_in_preference=dict.fromkeys(cfg.services, True),
+            resource_type_management_preference={s: True for s in FULLY_MANAGED},
+            opts=providers.opts(region),
+        )
+    outputs: dict[str, Any] = {"vaults": vault_outputs(cfg, vaults), "service_role_arn": role.role_arn}
+    reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
+    backup_outputs = reference.outputs
+    key = cfg.central_vault_key(tier)
+    assert key is not None
+    local = vaults[key]
+    if cfg.scheduling == "organization":
+        # The policy names the vault by name in every member account: they must agree.
+        def check_name(outputs: dict[str, Any]) -> str:
+            expected = _central(outputs, ("backup_policies", tier, "vault_name"), cfg.backup_stack)
+            if expected != cfg.vault_name(key):
+                raise StackConfigError(
+                    f"vaults.{key}.name: the {tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
+                    f"names it {cfg.vault_name(key)!r}; use the same name"
+                )
+            return str(expected)
+
+        outputs["policy_vault_name"] = backup_outputs.apply(check_name)
+        return outputs
+
+    plan = cfg.plan
+    assert plan is not None
+    primary, copy = cfg.regions.primary, cfg.regions.copy_region
+    targets = plan.copy_targets(copy is not None)
+    all_rules = plan.all_rules()
+    destinations: dict[CopyTarget, pulumi.Input[str]] = {}
+    if "backup_account" in targets:
+        days = {name: rule.lifecycle("backup_account").delete_after_days for name, rule in all_rules.items()}
+        destinations["backup_account"] = backup_outputs.apply(
+            lambda o: _checked_copy_target(o, ("central_vaults", tier, primary), cfg.backup_stack, days)
+        )
+    if "copy_region" in targets and copy is not None:
+        destinations["copy_region"] = local[copy].vault_arn
+    if "air_gapped" in targets:
+        days = {name: rule.lifecycle("air_gapped").delete_after_days for name, rule in all_rules.items()}
+        destinations["air_gapped"] = backup_outputs.apply(
+            lambda o: _checked_copy_target(o, ("air_gapped_vaults", tier), cfg.backup_stack, days)
+        )
+    backup_plan = BackupPlan(
+        f"plan-{tier}",
+        BackupPlanArgs(
+            plan_name=f"{cfg.tags.application}-{tier}",
+            target_vault_name=local[primary].vault_name,
+            rules=rule_args(plan, destinations, copy is not None),
+            service_role_arn=role.role_arn,
+            tag_conditions=tag_conditions(tier, cfg.tags.application, plan.selection.scope_application),
+            resources=plan.selection.resources,
+            not_resources=plan.selection.not_resources,
+        ),
+        providers.opts(),
+    )
+    outputs["plan_arn"] = backup_plan.plan_arn
+    outputs["copy_destinations"] = dict(destinations)
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def build(cfg: StackConfig, stack: str) -> dict[str, Any]:
     """Create this stack's resources; returns the stack outputs."""
     providers = Providers(cfg, stack)
-    vaults = build_vaults(cfg, providers)
-    return {
+    common = {
         "role": cfg.role,
         "tier": cfg.tier,
+        "scheduling": cfg.scheduling,
         "account_id": cfg.account_id,
         "regions": list(cfg.regions.all),
-        "vaults": {
-            key: {
-                region: {
-                    "tier": cfg.vaults[key].tier,
-                    "name": component.vault_name,
-                    "arn": component.vault_arn,
-                    "kms_key_arn": component.key_arn,
-                    "topic_arn": component.topic_arn,
-                }
-                for region, component in by_region.items()
-            }
-            for key, by_region in vaults.items()
-        },
     }
+    if cfg.role == ROLE_BACKUP_ACCOUNT:
+        return {**common, **build_backup_account(cfg, providers)}
+    return {**common, **build_workload(cfg, providers)}
 
 
 def run() -> None:

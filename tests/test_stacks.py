@@ -10,20 +10,29 @@ import pytest
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings
 
-from pgf_backup.automation.offline import Project, evaluate
+from pgf_backup.automation.offline import Project, evaluate, plan_stack
 
 Plan = dict[str, Any]
 
 
+@pytest.fixture(scope="session")
+def backup_outputs(project: Project) -> dict[str, Any]:
+    """Outputs of the shipped `backup` stack (evaluated in its own process, as the planner does)."""
+    return plan_stack(project, "backup").outputs
+
+
 @pytest.fixture
-def run_stack(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Plan]]:
+def run_stack(
+    project: Project, backup_outputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Plan]]:
     """Evaluate a stack in this process (environment and runtime restored afterwards)."""
     monkeypatch.setenv("PULUMI_CONFIG", "{}")
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
 
-    def run(stack: str, target: Project = project) -> Plan:
+    def run(stack: str, target: Project = project, refs: dict[str, Any] | None = None) -> Plan:
         settings.ROOT.set(None)
-        return evaluate(target, stack, {})
+        outputs = {"organization/pgf-backup/backup": backup_outputs} if refs is None else refs
+        return evaluate(target, stack, outputs)
 
     yield run
     settings.reset_options()

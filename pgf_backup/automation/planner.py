@@ -45,25 +45,31 @@ def plan_all(
     stacks: Sequence[str],
     on_stack: Callable[[StackPlan], None] | None = None,
 ) -> PlanResult:
-    """Evaluate stacks in order; `backup`'s outputs feed the workload stacks' references."""
+    """Evaluate stacks in order; `backup`'s outputs feed the workload stacks' references.
+
+    A workload stack planned alone still needs them: `backup` is then evaluated first, unreported.
+    """
     result = PlanResult()
-    stack_outputs: dict[str, dict[str, Any]] = {}
-    for stack in stacks:
+    backup_outputs: dict[str, Any] | None = None
+    queue = list(stacks)
+    if STACK_BACKUP not in queue:
+        queue.insert(0, STACK_BACKUP)
+    for stack in queue:
+        cfg = project.load_config(stack)
+        refs = {} if backup_outputs is None else {cfg.backup_stack: backup_outputs}
         try:
-            plan = plan_stack(project, stack, stack_outputs)
+            plan = plan_stack(project, stack, refs)
         except StackError as failure:
             result.failures.append(failure)
             break
-        stack_outputs[stack_reference_name(project, stack)] = plan.outputs
+        if stack == STACK_BACKUP:
+            backup_outputs = plan.outputs
+        if stack not in stacks:
+            continue
         result.plans.append(plan)
         if on_stack:
             on_stack(plan)
     return result
-
-
-def stack_reference_name(project: Project, stack: str) -> str:
-    """The name a `StackReference` uses for a stack of this project (self-managed backends)."""
-    return f"organization/{project.name}/{stack}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,3 +120,8 @@ def _flatten(value: Any, prefix: str = "") -> list[str]:
 def write_json(result: PlanResult, path: Path) -> None:
     """Write the plan document (`{"stacks": [...]}`)."""
     path.write_text(json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def stack_reference_name(project: Project, stack: str) -> str:
+    """The name a `StackReference` uses for a stack of this project (self-managed backends)."""
+    return f"organization/{project.name}/{stack}"

@@ -1,0 +1,141 @@
+"""A tier's plan from config, in the two scheduling modes: plan rules, or an Organizations BACKUP_POLICY.
+
+Both modes start from the same `RuleArgs` (built by `rule_args`), so retention, schedules, copies
+and recovery point tags cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from components.backup_plan import CopyArgs, RuleArgs
+from pgf_backup.config import CONTINUOUS_RULE, CopyTarget, Plan
+from pgf_backup.constants import TAG_APPLICATION, TAG_BACKUP_ENABLED, TAG_BACKUP_TIER
+
+# The member-account placeholder of the Organizations policy syntax.
+ACCOUNT_PLACEHOLDER = "$account"
+
+T = TypeVar("T")
+
+
+class MissingDestinationError(ValueError):
+    """A copy target the plan asks for has no vault to copy into."""
+
+
+def rule_args(plan: Plan, destinations: Mapping[CopyTarget, T], has_copy_region: bool) -> list[RuleArgs]:
+    """The plan's rules (scheduled, then continuous) with a copy action per configured target."""
+    rules = []
+    targets = plan.copy_targets(has_copy_region)
+    missing = [t for t in targets if t not in destinations]
+    if missing:
+        raise MissingDestinationError(f"no destination vault for copy target(s) {', '.join(missing)}")
+    for name, rule in plan.all_rules().items():
+        copies = []
+        for target in targets:
+            lifecycle = rule.lifecycle(target)
+            copies.append(
+                CopyArgs(
+                    destination_vault_arn=destinations[target],  # type: ignore[arg-type]
+                    delete_after_days=lifecycle.delete_after_days,
+                    cold_storage_after_days=lifecycle.cold_storage_after_days,
+                )
+            )
+        rules.append(
+            RuleArgs(
+                name=name,
+                schedule=rule.schedule,
+                timezone=rule.timezone,
+                start_window_minutes=rule.start_window_minutes,
+                completion_window_minutes=rule.completion_window_minutes,
+                delete_after_days=rule.delete_after_days,
+                cold_storage_after_days=rule.cold_storage_after_days,
+                continuous=name == CONTINUOUS_RULE,
+                recovery_point_tags=rule.recovery_point_tags,
+                copies=copies,
+            )
+        )
+    return rules
+
+
+def tag_conditions(tier: str, application: str, scope_application: bool) -> dict[str, str]:
+    """The strategy's selection tags, all required: backup:enabled=true, backup:tier, application."""
+    conditions = {TAG_BACKUP_ENABLED: "true", TAG_BACKUP_TIER: tier}
+    if scope_application:
+        conditions[TAG_APPLICATION] = application
+    return conditions
+
+
+def _assign(value: Any) -> dict[str, Any]:
+    return {"@@assign": value}
+
+
+def _lifecycle(delete_after: int, cold_storage_after: int | None) -> dict[str, Any]:
+    # The policy syntax takes numbers as strings.
+    lifecycle = {"delete_after_days": _assign(str(delete_after))}
+    if cold_storage_after is not None:
+        lifecycle["move_to_cold_storage_after_days"] = _assign(str(cold_storage_after))
+    return lifecycle
+
+
+def backup_policy(
+    plan_name: str,
+    tier: str,
+    *,
+    rules: Sequence[RuleArgs],
+    vault_name: str,
+    service_role_arn: str,
+    regions: Sequence[str],
+    plan_tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A BACKUP_POLICY document (Organizations policy syntax) for one tier's plan.
+
+    Copy destinations are plain ARNs here; `$account` stands for each member account. Explicit
+    resource ARNs are not part of it: organization mode selects by the tier tag only.
+    """
+    policy_rules: dict[str, Any] = {}
+    for rule in rules:
+        body: dict[str, Any] = {
+            "schedule_expression": _assign(rule.schedule),
+            "schedule_expression_timezone": _assign(rule.timezone),
+            "start_backup_window_minutes": _assign(str(rule.start_window_minutes)),
+            "complete_backup_window_minutes": _assign(str(rule.completion_window_minutes)),
+            "target_backup_vault_name": _assign(vault_name),
+            "lifecycle": _lifecycle(rule.delete_after_days, rule.cold_storage_after_days),
+        }
+        if rule.continuous:
+            body["enable_continuous_backup"] = _assign(True)
+        if rule.recovery_point_tags:
+            body["recovery_point_tags"] = {
+                key: {"tag_key": _assign(key), "tag_value": _assign(value)}
+                for key, value in rule.recovery_point_tags.items()
+            }
+        if rule.copies:
+            body["copy_actions"] = {
+                str(copy.destination_vault_arn): {
+                    "target_backup_vault_arn": _assign(str(copy.destination_vault_arn)),
+                    "lifecycle": _lifecycle(copy.delete_after_days, copy.cold_storage_after_days),
+                }
+                for copy in rule.copies
+            }
+        policy_rules[rule.name] = body
+    # Tag selections in the policy syntax match one key (values OR-ed): the tier tag selects.
+    selections: dict[str, Any] = {
+        "tags": {
+            f"{plan_name}-tagged": {
+                "iam_role_arn": _assign(service_role_arn),
+                "tag_key": _assign(TAG_BACKUP_TIER),
+                "tag_value": _assign([tier]),
+            }
+        }
+    }
+    plan: dict[str, Any] = {
+        "regions": _assign(list(regions)),
+        "rules": policy_rules,
+        "selections": selections,
+    }
+    if plan_tags:
+        plan["backup_plan_tags"] = {
+            key: {"tag_key": _assign(key), "tag_value": _assign(value)} for key, value in plan_tags.items()
+        }
+    return {"plans": {plan_name: plan}}
