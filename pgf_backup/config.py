@@ -632,7 +632,7 @@ class StackConfig(Model):
                 if lock and not lock.min_retention_days <= days <= lock.max_retention_days:
                     lands = "the copy" if target else "the recovery point"
                     errors.append(
-                        f"{where}: {days} is outside vault {vault_key!r}'s lock "
+                        f"{where}: {days} is outside the lock of vault {vault_key!r} "
                         f"({lock.min_retention_days}-{lock.max_retention_days} days) where {lands} lands; "
                         "AWS Backup would fail every such job"
                     )

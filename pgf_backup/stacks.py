@@ -22,7 +22,7 @@ from components import (
     OrgBackupPolicyArgs,
     VaultLockArgs,
 )
-from pgf_backup.config import ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
+from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
 from pgf_backup.constants import (
     PROJECT,
     ROLE_BACKUP_ACCOUNT,
@@ -281,11 +281,14 @@ def _checked_copy_target(outputs: dict[str, Any], path: tuple[str, ...], stack: 
     entry = _central(outputs, path, stack)
     lock = entry.get("lock")
     if lock:
+        # Numbers cross a StackReference as floats.
+        low, high = int(lock["min"]), int(lock["max"])
         for rule, delete_after in days.items():
-            if not lock["min"] <= delete_after <= lock["max"]:
+            if not low <= delete_after <= high:
+                where = "plan.continuous" if rule == CONTINUOUS_RULE else f"plan.rules.{rule}"
                 raise StackConfigError(
-                    f"plan.rules.{rule}: a copy kept {delete_after} days lands in {entry['arn']}, whose lock "
-                    f"allows {lock['min']}-{lock['max']} days; AWS Backup would fail the copy"
+                    f"{where}: a copy kept {delete_after} days lands in {entry['arn']}, whose lock "
+                    f"allows {low}-{high} days; AWS Backup would fail the copy"
                 )
     return str(entry["arn"])
 

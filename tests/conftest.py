@@ -16,7 +16,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from pgf_backup.automation.mocks import AwsMocks, RecordingMonitor
-from pgf_backup.automation.offline import Project
+from pgf_backup.automation.offline import Project, evaluate, plan_stack
 from pgf_backup.config import StackConfig, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +86,29 @@ def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     yield Harness(mocks, monitor)
     settings.reset_options()
     runtime_config.CONFIG.set({})
+
+
+@pytest.fixture(scope="session")
+def backup_outputs(project: Project) -> dict[str, Any]:
+    """Outputs of the shipped `backup` stack (evaluated in its own process, as the planner does)."""
+    return plan_stack(project, "backup").outputs
+
+
+@pytest.fixture
+def run_stack(
+    project: Project, backup_outputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Evaluate a stack in this process (environment and runtime restored afterwards)."""
+    monkeypatch.setenv("PULUMI_CONFIG", "{}")
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+
+    def run(stack: str, target: Project = project, refs: dict[str, Any] | None = None) -> dict[str, Any]:
+        settings.ROOT.set(None)
+        outputs = {"organization/pgf-backup/backup": backup_outputs} if refs is None else refs
+        return evaluate(target, stack, outputs)
+
+    yield run
+    settings.reset_options()
+    runtime_config.CONFIG.set({})
+
+

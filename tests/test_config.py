@@ -149,12 +149,39 @@ def test_models_are_frozen(project: Project) -> None:
         ),
         ("prod", _set("tier_bounds.prod", {"min_days": 30, "max_days": 3650}), "below the strategy's prod floor"),
         ("prod", _set("vaults.prod.lock.min_retention_days", 20), "below the prod minimum of 35 days"),
-        ("lab", _set("vaults.lab.lock.min_retention_days", 10), "outside vault 'lab''s lock (10-14 days)"),
+        ("lab", _set("vaults.lab.lock.min_retention_days", 10), "outside the lock of vault 'lab' (10-14 days)"),
         # vault names
         ("prod", _set("vaults.prod.name", "p"), "does not match the allowed pattern"),
         ("prod", _set("vaults.prod.name", "pgf prod!"), "vaults.prod.name"),
         ("prod", _set("vaults.prod.name", "x" * 51), "vaults.prod.name"),
         ("prod", _set("vaults.prod.tier", "dev"), "only hosts vaults of its own tier"),
+        # plans, copies and the scheduling modes
+        ("prod", _set("plan.rules.continuous", {"schedule": "rate(1 day)", "delete_after_days": 35}), "reserved"),
+        (
+            "prod",
+            _set("plan.rules.daily.copies", {"copy_region": {"delete_after_days": 20}}),
+            "plan.rules.daily.copies.copy_region.delete_after_days: 20 is below the prod minimum",
+        ),
+        (
+            "lab",
+            _set("plan.rules.daily.copies", {"backup_account": {"delete_after_days": 30}}),
+            "copies.backup_account.delete_after_days: 30 is above the lab maximum",
+        ),
+        ("prod", _set("scheduling", "org"), "pgf-backup:scheduling: 'org' is not allowed"),
+        ("prod", _set("scheduling", "organization"), "in organization mode the plan comes from the backup stack"),
+        ("backup", _set("scheduling", "organization"), "plans: organization mode needs a plan per tier"),
+        (
+            "backup",
+            _set("plans", {"lab": {"rules": {"d": {"schedule": "rate(1 day)", "delete_after_days": 7}}}}),
+            "plans: only used in organization mode",
+        ),
+        (
+            "prod",
+            _set("vaults.prod.air_gapped", {"min_retention_days": 35, "max_retention_days": 40}),
+            "air-gapped vaults live in the backup account",
+        ),
+        ("prod", _set("organization.policy_targets", {"prod": ["not-an-ou"]}), "organization.policy_targets.prod.0"),
+        ("prod", _set("plan.selection.resources", ["s3://bucket"]), "plan.selection.resources.0"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(project: Project, stack: str, mutation: Mutation, expected: str) -> None:
@@ -207,3 +234,39 @@ def test_derived_values(project: Project) -> None:
     assert cfg.vault_name("prod") == "pgf-prod"
     assert cfg.role_arn("400000000040", "r") == "arn:aws:iam::400000000040:role/r"
     assert project.load_config("backup").account_id == "100000000010"
+
+
+def test_organization_mode_needs_targets_and_an_organization(project: Project) -> None:
+    plan = {"rules": {"daily": {"schedule": "rate(1 day)", "delete_after_days": 35}}}
+    message = _error(
+        project,
+        "backup",
+        _set("scheduling", "organization"),
+        _set("plans", {"prod": plan}),
+        _set("organization", {}),
+    )
+    assert "organization.id: organization mode needs the organization id" in message
+    assert "organization.policy_targets.prod: where the prod BACKUP_POLICY is attached" in message
+
+
+def test_organization_mode_copies_checked_against_central_locks(project: Project) -> None:
+    plan = {
+        "rules": {"daily": {"schedule": "rate(1 day)", "delete_after_days": 35}},
+        "copy_to_air_gapped": True,
+        "continuous": {"retention_days": 10},
+    }
+    message = _error(
+        project,
+        "backup",
+        _set("scheduling", "organization"),
+        _set("plans", {"prod": plan, "lab": {"rules": {"d": {"schedule": "rate(1 day)", "delete_after_days": 7}}}}),
+        _set("organization.policy_targets", {"prod": ["ou-abcd-12345678"], "lab": ["r-abcd"]}),
+        _set("vaults.prod.air_gapped", {"min_retention_days": 40, "max_retention_days": 3650}),
+    )
+    assert (
+        "plans.prod.rules.daily.delete_after_days: 35 is outside the lock of vault 'prod (air-gapped)' (40-3650"
+        in message
+    )
+    # continuous PITR window may be shorter than the prod floor, its copies may not
+    assert "plans.prod.continuous.retention_days: 10 is below the prod minimum" in message
+    assert "plans.lab" not in message

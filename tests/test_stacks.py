@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import settings
 
-from pgf_backup.automation.offline import Project, evaluate, plan_stack
+from pgf_backup.automation.offline import Project
 
 Plan = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-def backup_outputs(project: Project) -> dict[str, Any]:
-    """Outputs of the shipped `backup` stack (evaluated in its own process, as the planner does)."""
-    return plan_stack(project, "backup").outputs
-
-
-@pytest.fixture
-def run_stack(
-    project: Project, backup_outputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Plan]]:
-    """Evaluate a stack in this process (environment and runtime restored afterwards)."""
-    monkeypatch.setenv("PULUMI_CONFIG", "{}")
-    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
-
-    def run(stack: str, target: Project = project, refs: dict[str, Any] | None = None) -> Plan:
-        settings.ROOT.set(None)
-        outputs = {"organization/pgf-backup/backup": backup_outputs} if refs is None else refs
-        return evaluate(target, stack, outputs)
-
-    yield run
-    settings.reset_options()
-    runtime_config.CONFIG.set({})
 
 
 def _of_type(plan: Plan, type_: str) -> list[dict[str, Any]]:

@@ -1,0 +1,287 @@
+"""Plans, copies and selections per stack, and the two scheduling modes (account / organization)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pgf_backup.automation.offline import Project
+from pgf_backup.stacks import MissingOutputError
+
+Plan = dict[str, Any]
+RunStack = Callable[..., Plan]
+BACKUP_ACCOUNT = "100000000010"
+
+
+def _of_type(plan: Plan, type_: str) -> list[dict[str, Any]]:
+    return [r for r in plan["resources"] if r["type"] == type_]
+
+
+def _plan_rules(plan: Plan) -> dict[str, dict[str, Any]]:
+    (backup_plan,) = _of_type(plan, "aws:backup/plan:Plan")
+    return {rule["ruleName"]: rule for rule in backup_plan["inputs"]["rules"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Account mode (the shipped stack files)
+
+
+def test_prod_plan_copies_to_the_backup_account_and_the_copy_region(run_stack: RunStack) -> None:
+    rules = _plan_rules(run_stack("prod"))
+    assert set(rules) == {"daily", "monthly", "yearly", "continuous"}
+    for name, rule in rules.items():
+        destinations = [c["destinationVaultArn"] for c in rule["copyActions"]]
+        assert f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod" in destinations, name
+        assert "arn:aws:backup:ca-west-1:400000000040:backup-vault:pgf-prod" in destinations, name
+        assert f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod-air-gapped" in destinations, name
+        assert all(c["lifecycle"]["deleteAfter"] == rule["lifecycle"]["deleteAfter"] for c in rule["copyActions"])
+    assert rules["continuous"]["enableContinuousBackup"] is True
+    assert rules["continuous"]["lifecycle"] == {"deleteAfter": 35}
+    assert rules["daily"]["lifecycle"] == {"deleteAfter": 35}
+    assert rules["monthly"]["lifecycle"] == {"deleteAfter": 365}
+    assert rules["yearly"]["lifecycle"] == {"deleteAfter": 2555, "coldStorageAfter": 30}
+
+
+@pytest.mark.parametrize(("stack", "days"), [("lab", {7, 14}), ("dev", {7, 14})])
+def test_lab_and_dev_keep_their_own_retention(run_stack: RunStack, stack: str, days: set[int]) -> None:
+    rules = _plan_rules(run_stack(stack))
+    assert {r["lifecycle"]["deleteAfter"] for r in rules.values()} <= days
+    for rule in rules.values():
+        arns = [c["destinationVaultArn"] for c in rule["copyActions"]]
+        assert (
+            arns
+            == [
+                f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-{stack}",
+                f"arn:aws:backup:ca-west-1:{run_stack(stack)['outputs']['account_id']}:backup-vault:pgf-{stack}",
+            ]
+            or len(arns) == 2
+        )
+
+
+def test_selection_by_the_strategy_tags(run_stack: RunStack) -> None:
+    plan = run_stack("prod")
+    (selection,) = _of_type(plan, "aws:backup/selection:Selection")
+    (block,) = selection["inputs"]["conditions"]
+    conditions = {c["key"]: c["value"] for c in block["stringEquals"]}
+    assert conditions == {
+        "aws:ResourceTag/backup:enabled": "true",
+        "aws:ResourceTag/backup:tier": "prod",
+        "aws:ResourceTag/application": "pgf",
+    }
+    assert selection["inputs"]["resources"] == ["*"]
+    assert selection["inputs"]["iamRoleArn"] == "arn:aws:iam::400000000040:role/pgf-backup-service-role"
+
+
+def test_workload_key_lets_the_backup_account_copy(run_stack: RunStack) -> None:
+    (key,) = _of_type(run_stack("prod"), "aws:kms/key:Key")
+    statements = {s["Sid"]: s for s in json.loads(key["inputs"]["policy"])["Statement"]}
+    copies = statements["CopiesByTheBackupAccount"]
+    assert copies["Principal"] == {"AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]}
+    assert "kms:CreateGrant" in copies["Action"] and "kms:Decrypt" in copies["Action"]
+
+
+def test_region_settings_opt_in_the_configured_services(run_stack: RunStack) -> None:
+    settings = _of_type(run_stack("dev"), "aws:backup/regionSettings:RegionSettings")
+    assert len(settings) == 2
+    assert settings[0]["inputs"]["resourceTypeOptInPreference"] == {
+        s: True for s in ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
+    }
+
+
+def test_backup_account_outputs_what_workloads_read(backup_outputs: dict[str, Any]) -> None:
+    central = backup_outputs["central_vaults"]
+    assert (
+        central["prod"]["ca-central-1"]["arn"] == f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
+    )
+    assert central["prod"]["ca-west-1"]["lock"] == {"min": 35, "max": 3650}
+    assert backup_outputs["air_gapped_vaults"]["prod"]["arn"].endswith(":backup-vault:pgf-prod-air-gapped")
+
+
+def test_air_gapped_vault_in_the_backup_account(run_stack: RunStack) -> None:
+    (vault,) = _of_type(run_stack("backup"), "aws:backup/logicallyAirGappedVault:LogicallyAirGappedVault")
+    assert vault["inputs"]["minRetentionDays"] == 35 and vault["inputs"]["maxRetentionDays"] == 3650
+    assert vault["protect"]
+
+
+def test_missing_backup_outputs_are_a_clear_error(run_stack: RunStack) -> None:
+    with pytest.raises(
+        MissingOutputError, match=r"no output central_vaults\.prod\.ca-central-1: deploy `backup` first"
+    ):
+        run_stack("prod", refs={})
+
+
+def test_copy_outside_the_central_lock_is_refused(run_stack: RunStack, backup_outputs: dict[str, Any]) -> None:
+    outputs = json.loads(json.dumps(backup_outputs))
+    outputs["central_vaults"]["prod"]["ca-central-1"]["lock"] = {"min": 40, "max": 3650}
+    with pytest.raises(Exception, match=r"plan.rules.daily: a copy kept 35 days lands in .*allows 40-3650 days"):
+        run_stack("prod", refs={"organization/pgf-backup/backup": outputs})
+
+
+# ---------------------------------------------------------------------------------------------
+# Organization mode
+
+
+@pytest.fixture(scope="module")
+def org_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A copy of the project switched to organization mode: plans move to the backup stack."""
+    root = tmp_path_factory.mktemp("org")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(project.root / name, root / name)
+    plans = {}
+    for tier in ("lab", "dev", "prod"):
+        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
+        plans[tier] = data["config"].pop("pgf-backup:plan")
+        data["config"]["pgf-backup:scheduling"] = "organization"
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
+    backup["config"]["pgf-backup:scheduling"] = "organization"
+    backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"]["policy_targets"] = {
+        "lab": ["ou-pgf0-lab00001"],
+        "dev": ["ou-pgf0-dev00001"],
+        "prod": ["ou-pgf0-prod0001", "400000000040"],
+    }
+    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+    return Project.find(root)
+
+
+def _policy(plan: Plan, tier: str) -> dict[str, Any]:
+    (policy,) = [p for p in _of_type(plan, "aws:organizations/policy:Policy") if p["inputs"]["name"] == f"pgf-{tier}"]
+    assert policy["inputs"]["type"] == "BACKUP_POLICY"
+    content = policy["inputs"]["content"]
+    assert len(content) <= 10_000
+    document: dict[str, Any] = json.loads(content)
+    return document
+
+
+def _assigned(node: dict[str, Any]) -> Any:
+    assert set(node) == {"@@assign"}, node
+    return node["@@assign"]
+
+
+def _check_policy_syntax(document: dict[str, Any]) -> None:
+    """The documented shape: plans -> regions, rules, selections; every value under @@assign."""
+    assert set(document) == {"plans"}
+    for plan in document["plans"].values():
+        assert set(plan) <= {"regions", "rules", "selections", "advanced_backup_settings", "backup_plan_tags"}
+        assert isinstance(_assigned(plan["regions"]), list)
+        for rule in plan["rules"].values():
+            assert {"schedule_expression", "target_backup_vault_name", "lifecycle"} <= set(rule)
+            assert _assigned(rule["schedule_expression"]).startswith(("cron(", "rate("))
+            assert _assigned(rule["lifecycle"]["delete_after_days"]).isdigit()
+            for arn, copy in rule.get("copy_actions", {}).items():
+                assert _assigned(copy["target_backup_vault_arn"]) == arn
+                assert _assigned(copy["lifecycle"]["delete_after_days"]).isdigit()
+        for selection in plan["selections"]["tags"].values():
+            assert set(selection) == {"iam_role_arn", "tag_key", "tag_value"}
+            assert isinstance(_assigned(selection["tag_value"]), list)
+
+
+def _normalize_plan_rules(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        name: {
+            "schedule": r["schedule"],
+            "timezone": r["scheduleExpressionTimezone"],
+            "windows": (r["startWindow"], r["completionWindow"]),
+            "lifecycle": (r["lifecycle"]["deleteAfter"], r["lifecycle"].get("coldStorageAfter")),
+            "continuous": r["enableContinuousBackup"],
+            "tags": r.get("recoveryPointTags") or {},
+            "copies": sorted(
+                (c["destinationVaultArn"], c["lifecycle"]["deleteAfter"], c["lifecycle"].get("coldStorageAfter"))
+                for c in r["copyActions"]
+            ),
+        }
+        for name, r in rules.items()
+    }
+
+
+def _days(node: dict[str, Any], key: str) -> int | None:
+    return int(_assigned(node[key])) if key in node else None
+
+
+def _normalize_policy_rules(document: dict[str, Any], account: str) -> dict[str, Any]:
+    (plan,) = document["plans"].values()
+    normalized = {}
+    for name, r in plan["rules"].items():
+        normalized[name] = {
+            "schedule": _assigned(r["schedule_expression"]),
+            "timezone": _assigned(r["schedule_expression_timezone"]),
+            "windows": (
+                int(_assigned(r["start_backup_window_minutes"])),
+                int(_assigned(r["complete_backup_window_minutes"])),
+            ),
+            "lifecycle": (
+                _days(r["lifecycle"], "delete_after_days"),
+                _days(r["lifecycle"], "move_to_cold_storage_after_days"),
+            ),
+            "continuous": _assigned(r["enable_continuous_backup"]) if "enable_continuous_backup" in r else False,
+            "tags": {k: _assigned(v["tag_value"]) for k, v in r.get("recovery_point_tags", {}).items()},
+            "copies": sorted(
+                (
+                    arn.replace("$account", account),
+                    _days(c["lifecycle"], "delete_after_days"),
+                    _days(c["lifecycle"], "move_to_cold_storage_after_days"),
+                )
+                for arn, c in r["copy_actions"].items()
+            ),
+        }
+    return normalized
+
+
+@pytest.mark.parametrize(("tier", "account"), [("lab", "200000000020"), ("prod", "400000000040")])
+def test_both_modes_produce_the_same_rules_from_one_config(
+    run_stack: RunStack, org_project: Project, tier: str, account: str
+) -> None:
+    account_mode = _normalize_plan_rules(_plan_rules(run_stack(tier)))
+    backup = run_stack("backup", org_project)
+    document = _policy(backup, tier)
+    _check_policy_syntax(document)
+    assert _normalize_policy_rules(document, account) == account_mode
+
+
+def test_organization_mode_backup_stack(run_stack: RunStack, org_project: Project) -> None:
+    backup = run_stack("backup", org_project)
+    document = _policy(backup, "prod")
+    (plan,) = document["plans"].values()
+    assert _assigned(plan["regions"]) == ["ca-central-1"]
+    (selection,) = plan["selections"]["tags"].values()
+    assert _assigned(selection["iam_role_arn"]) == "arn:aws:iam::$account:role/pgf-backup-service-role"
+    assert (_assigned(selection["tag_key"]), _assigned(selection["tag_value"])) == ("backup:tier", ["prod"])
+    attachments = _of_type(backup, "aws:organizations/policyAttachment:PolicyAttachment")
+    assert sorted(a["inputs"]["targetId"] for a in attachments) == sorted(
+        ["ou-pgf0-lab00001", "ou-pgf0-dev00001", "ou-pgf0-prod0001", "400000000040"]
+    )
+    (settings,) = _of_type(backup, "aws:backup/globalSettings:GlobalSettings")
+    assert settings["inputs"]["globalSettings"] == {"isCrossAccountBackupEnabled": "true"}
+
+
+def test_organization_mode_workloads_create_no_plan(run_stack: RunStack, org_project: Project) -> None:
+    backup = run_stack("backup", org_project)
+    workload = run_stack("prod", org_project, refs={"organization/pgf-backup/backup": backup["outputs"]})
+    types = {r["type"] for r in workload["resources"]}
+    assert "aws:backup/plan:Plan" not in types and "aws:backup/selection:Selection" not in types
+    assert {"aws:backup/vault:Vault", "aws:kms/key:Key", "aws:iam/role:Role"} <= types
+    (role,) = _of_type(workload, "aws:iam/role:Role")
+    assert role["inputs"]["name"] == "pgf-backup-service-role"  # the name the policy expects
+    assert workload["outputs"]["policy_vault_name"] == "pgf-prod"
+
+
+def test_organization_mode_refuses_a_workload_plan(org_project: Project, tmp_path: Path, project: Project) -> None:
+    from pgf_backup.config import ConfigError
+
+    root = tmp_path
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.backup.yaml"):
+        shutil.copy(org_project.root / name, root / name)
+    data = yaml.safe_load((org_project.root / "Pulumi.prod.yaml").read_text())
+    data["config"]["pgf-backup:plan"] = yaml.safe_load((project.root / "Pulumi.prod.yaml").read_text())["config"][
+        "pgf-backup:plan"
+    ]
+    (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="in organization mode the plan comes from the backup stack"):
+        Project.find(root).load_config("prod")
