@@ -3,9 +3,13 @@
 from components.backup_plan import BackupPlan, BackupPlanArgs, CopyArgs, RuleArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultLockArgs
 from components.org_backup_policy import OrgBackupPolicy, OrgBackupPolicyArgs
+from components.policies import KeyGuard
+from components.rds_protection import DatabaseArgs, RdsProtection, RdsProtectionArgs
+from components.s3_protection import AppAccessArgs, S3Protection, S3ProtectionArgs
 from components.service_role import BackupServiceRole, BackupServiceRoleArgs
 
 __all__ = [
+    "AppAccessArgs",
     "BackupPlan",
     "BackupPlanArgs",
     "BackupServiceRole",
@@ -13,8 +17,14 @@ __all__ = [
     "BackupVault",
     "BackupVaultArgs",
     "CopyArgs",
+    "DatabaseArgs",
+    "KeyGuard",
     "OrgBackupPolicy",
     "OrgBackupPolicyArgs",
+    "RdsProtection",
+    "RdsProtectionArgs",
     "RuleArgs",
+    "S3Protection",
+    "S3ProtectionArgs",
     "VaultLockArgs",
 ]

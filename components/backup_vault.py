@@ -10,17 +10,16 @@ import pulumi
 import pulumi_aws as aws
 
 from components.policies import (
-    KEY_ADMIN_ACTIONS,
-    KEY_DESTRUCTIVE_ACTIONS,
     KEY_GRANT_ACTIONS,
-    KEY_POLICY_ACTIONS,
     KEY_USE_ACTIONS,
     KEY_VIA_SERVICES,
     RECOVERY_POINT_DESTRUCTIVE_ACTIONS,
     VAULT_GOVERNANCE_ACTIONS,
+    KeyGuard,
     Statement,
     deny_all_but,
     document,
+    key_policy,
     root_arn,
 )
 
@@ -121,13 +120,6 @@ class BackupVault(pulumi.ComponentResource):
         via = [f"{service}.{args.region}.amazonaws.com" for service in KEY_VIA_SERVICES]
         statements: list[Statement] = [
             {
-                "Sid": "KeyAdministrationByTheAccount",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": list(KEY_ADMIN_ACTIONS),
-                "Resource": "*",
-            },
-            {
                 "Sid": "UseThroughAwsBackupAndRestoringServices",
                 "Effect": "Allow",
                 "Principal": {"AWS": root},
@@ -167,18 +159,8 @@ class BackupVault(pulumi.ComponentResource):
                     "Condition": {"StringEquals": {"kms:ViaService": via}},
                 }
             )
-        if args.hardened:
-            statements.append(
-                deny_all_but("DenyKeyDeletionExceptBreakGlass", KEY_DESTRUCTIVE_ACTIONS, [args.break_glass_role_arn])
-            )
-            statements.append(
-                deny_all_but(
-                    "DenyKeyPolicyChangesExceptDeployAndBreakGlass",
-                    KEY_POLICY_ACTIONS,
-                    [args.deploy_role_arn, args.break_glass_role_arn],
-                )
-            )
-        return document(statements)
+        guard = KeyGuard(args.deploy_role_arn, args.break_glass_role_arn) if args.hardened else None
+        return key_policy(args.partition, args.account_id, statements, guard)
 
     def _create_key(self, name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         args = self._args

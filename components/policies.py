@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Statement = dict[str, Any]
@@ -78,3 +79,37 @@ def document(statements: Sequence[Statement]) -> str:
     Output (as `Output.json_dumps` does) costs more than the rest of a vault's registration.
     """
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+@dataclass(frozen=True)
+class KeyGuard:
+    """Production hardening of a key: who may delete or disable it, and who may change its policy.
+
+    Vault Lock does not protect the key that encrypts a vault: without it locked recovery points
+    are unreadable, so the key is guarded too.
+    """
+
+    deploy_role_arn: str
+    break_glass_role_arn: str
+
+
+def key_policy(partition: str, account_id: str, statements: Sequence[Statement], guard: KeyGuard | None) -> str:
+    """A key policy: administration by the account, the given uses, and the guard's denies."""
+    admin: Statement = {
+        "Sid": "KeyAdministrationByTheAccount",
+        "Effect": "Allow",
+        "Principal": {"AWS": root_arn(partition, account_id)},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }
+    denies: list[Statement] = []
+    if guard is not None:
+        denies = [
+            deny_all_but("DenyKeyDeletionExceptBreakGlass", KEY_DESTRUCTIVE_ACTIONS, [guard.break_glass_role_arn]),
+            deny_all_but(
+                "DenyKeyPolicyChangesExceptDeployAndBreakGlass",
+                KEY_POLICY_ACTIONS,
+                [guard.deploy_role_arn, guard.break_glass_role_arn],
+            ),
+        ]
+    return document([admin, *statements, *denies])

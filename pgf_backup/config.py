@@ -471,6 +471,102 @@ class Plan(Model):
         return targets
 
 
+StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+KmsKeyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")]
+PrincipalArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
+SENSITIVE = ("confidential", "restricted")
+
+
+class Transition(Model):
+    """Move current objects to a colder storage class after some days."""
+
+    days: Annotated[int, Field(ge=0, le=36500)]
+    storage_class: StorageClass
+
+
+class ObjectLock(Model):
+    """Default Object Lock retention (the bucket must have been created with Object Lock on)."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: Annotated[int, Field(ge=1, le=36500)]
+
+
+class AppAccess(Model):
+    """An application principal keeping its access through the bucket policy."""
+
+    principal: PrincipalArn
+    actions: Annotated[tuple[Annotated[str, Field(pattern=r"^s3:[A-Za-z*]+$")], ...], Field(min_length=1)] = (
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    )
+
+
+class Bucket(Model):
+    """An application bucket this stack protects (attached by name, never created or replaced)."""
+
+    classification: Literal["public", "internal", "confidential", "restricted"]
+    versioning: bool = True
+    encryption: bool = True
+    # An existing customer-managed key; by default the stack creates one for the bucket.
+    kms_key_arn: KmsKeyArn | None = None
+    block_public_access: bool = True
+    tls_only: bool = True
+    application_access: tuple[AppAccess, ...] = ()
+    noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=36500)] = 90
+    transitions: tuple[Transition, ...] = ()
+    # True only if the bucket was created with Object Lock enabled (it cannot be turned on later).
+    object_lock_enabled: bool = False
+    object_lock: ObjectLock | None = None
+    backup: bool = True
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Bucket:
+        problems = []
+        if self.classification in SENSITIVE:
+            off = [
+                k
+                for k in ("versioning", "encryption", "block_public_access", "tls_only", "backup")
+                if not getattr(self, k)
+            ]
+            if off:
+                problems.append(
+                    f"{', '.join(off)} cannot be turned off for a {self.classification} bucket "
+                    "(the strategy's S3 prerequisites)"
+                )
+        if self.backup and not self.versioning:
+            problems.append("versioning: AWS Backup for S3 needs versioning on (or set backup: false)")
+        if self.object_lock and not self.object_lock_enabled:
+            problems.append(
+                "object_lock: the bucket must have been created with Object Lock enabled; set "
+                "object_lock_enabled: true only if it was"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Database(Model):
+    """An RDS instance or Aurora cluster this stack protects (never created or modified)."""
+
+    kind: Literal["instance", "cluster"]
+    region: Region | None = None
+    # `customer`: encrypted with a customer-managed key; `aws-managed`: aws/rds (no cross-account copy).
+    encryption: Literal["customer", "aws-managed"] = "customer"
+
+
+class AwsConfigRules(Model):
+    """AWS Config rules checking the RDS posture (AWS Config must be recording in the account)."""
+
+    enabled: bool = True
+    min_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+
+
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+DbIdentifier = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")]
+
+
 class StackConfig(Model):
     """The whole configuration of one stack (keys of the `pgf-backup:` namespace)."""
 
@@ -487,6 +583,10 @@ class StackConfig(Model):
     plan: Plan | None = None
     # Backup account in organization mode: each tier's plan, written as a BACKUP_POLICY.
     plans: dict[Tier, Plan] = Field(default_factory=dict)
+    # Workload stacks: application data this stack protects.
+    buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
+    databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
+    aws_config_rules: AwsConfigRules = AwsConfigRules()
     # Workload stacks: services opted in to AWS Backup in the account's region settings.
     services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
     # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
@@ -522,6 +622,8 @@ class StackConfig(Model):
         return self
 
     def _check_backup_account(self, errors: list[str]) -> None:
+        if self.buckets or self.databases:
+            errors.append("buckets, databases: application data is protected in its workload stack")
         if self.tier is not None:
             errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
         if self.plan is not None:
@@ -583,6 +685,7 @@ class StackConfig(Model):
                 )
             if vault.air_gapped is not None:
                 errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
+        self._check_data(errors)
         if self.scheduling == "organization":
             if self.plan is not None:
                 errors.append(
@@ -636,6 +739,19 @@ class StackConfig(Model):
                         f"({lock.min_retention_days}-{lock.max_retention_days} days) where {lands} lands; "
                         "AWS Backup would fail every such job"
                     )
+
+    def _check_data(self, errors: list[str]) -> None:
+        copies_cross_account = self.scheduling == "organization" or (
+            self.plan is not None and self.plan.copy_to_backup_account
+        )
+        for name, database in self.databases.items():
+            if database.encryption == "aws-managed" and copies_cross_account:
+                errors.append(
+                    f"databases.{name}.encryption: an RDS snapshot encrypted with the AWS-managed key aws/rds "
+                    "cannot be copied to another account, and the plan copies to the backup account; "
+                    "re-encrypt the database with a customer-managed key (snapshot, copy with a CMK, restore) "
+                    "or set plan.copy_to_backup_account: false"
+                )
 
     def central_vault_key(self, tier: str) -> str | None:
         """The first vault of a tier: it receives the tier's recovery points (and copies)."""

@@ -12,14 +12,21 @@ import pulumi
 import pulumi_aws as aws
 
 from components import (
+    AppAccessArgs,
     BackupPlan,
     BackupPlanArgs,
     BackupServiceRole,
     BackupServiceRoleArgs,
     BackupVault,
     BackupVaultArgs,
+    DatabaseArgs,
+    KeyGuard,
     OrgBackupPolicy,
     OrgBackupPolicyArgs,
+    RdsProtection,
+    RdsProtectionArgs,
+    S3Protection,
+    S3ProtectionArgs,
     VaultLockArgs,
 )
 from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
@@ -293,6 +300,72 @@ def _checked_copy_target(outputs: dict[str, Any], path: tuple[str, ...], stack: 
     return str(entry["arn"])
 
 
+def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dict[str, Any]]:
+    """S3 and RDS protections; returns the ARNs to select by ARN, and outputs."""
+    assert cfg.tier is not None
+    arns: list[str] = []
+    outputs: dict[str, Any] = {}
+    part = partition(cfg.regions.primary)
+    hardened = cfg.tier == "prod"
+    account = cfg.account_id
+    guard = (
+        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
+        if hardened
+        else None
+    )
+    for bucket_name, bucket in cfg.buckets.items():
+        protection = S3Protection(
+            f"s3-{bucket_name}",
+            S3ProtectionArgs(
+                bucket=bucket_name,
+                account_id=cfg.account_id,
+                region=cfg.regions.primary,
+                partition=part,
+                versioning=bucket.versioning,
+                encryption=bucket.encryption,
+                kms_key_arn=bucket.kms_key_arn,
+                block_public_access=bucket.block_public_access,
+                tls_only=bucket.tls_only,
+                application_access=[AppAccessArgs(a.principal, a.actions) for a in bucket.application_access],
+                noncurrent_version_expiration_days=bucket.noncurrent_version_expiration_days,
+                transitions=[(t.days, t.storage_class) for t in bucket.transitions],
+                object_lock=(bucket.object_lock.mode, bucket.object_lock.days) if bucket.object_lock else None,
+                key_guard=guard,
+                tags={TAG_DATA_CLASSIFICATION: bucket.classification},
+            ),
+            providers.opts(),
+        )
+        if bucket.backup:
+            arns.append(protection.bucket_arn)
+        outputs.setdefault("buckets", {})[bucket_name] = {
+            "arn": protection.bucket_arn,
+            "kms_key_arn": protection.key_arn,
+        }
+    if cfg.databases:
+        databases = [
+            DatabaseArgs(identifier=name, kind=db.kind, region=db.region or cfg.regions.primary)
+            for name, db in cfg.databases.items()
+        ]
+        rds = RdsProtection(
+            "rds",
+            RdsProtectionArgs(
+                databases=databases,
+                account_id=cfg.account_id,
+                region=cfg.regions.primary,
+                partition=part,
+                tier=cfg.tier,
+                min_backup_retention_days=cfg.aws_config_rules.min_backup_retention_days,
+                multi_az_required=hardened,
+                config_rules=cfg.aws_config_rules.enabled,
+                key_guard=guard,
+            ),
+            providers.opts(),
+        )
+        arns.extend(rds.arns)
+        outputs["databases"] = {"arns": rds.arns, "config_rules": rds.rule_names}
+    return arns, outputs
+
+
 def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """Local vaults, service role, region settings and (account mode) the tier's plan."""
     assert cfg.tier is not None
@@ -307,7 +380,12 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
             resource_type_management_preference={s: True for s in FULLY_MANAGED},
             opts=providers.opts(region),
         )
-    outputs: dict[str, Any] = {"vaults": vault_outputs(cfg, vaults), "service_role_arn": role.role_arn}
+    protected_arns, data_outputs = protect_data(cfg, providers)
+    outputs: dict[str, Any] = {
+        "vaults": vault_outputs(cfg, vaults),
+        "service_role_arn": role.role_arn,
+        **data_outputs,
+    }
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
     backup_outputs = reference.outputs
     key = cfg.central_vault_key(tier)
@@ -325,6 +403,12 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
             return str(expected)
 
         outputs["policy_vault_name"] = backup_outputs.apply(check_name)
+        if protected_arns:
+            # The policy selects by the tier tag: resources we only know by ARN must carry it.
+            pulumi.log.warn(
+                f"organization mode selects by the tag {TAG_BACKUP_TIER}={tier}: tag "
+                f"{', '.join(protected_arns)} so the {tier} BACKUP_POLICY protects them"
+            )
         return outputs
 
     plan = cfg.plan
@@ -353,7 +437,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
             rules=rule_args(plan, destinations, copy is not None),
             service_role_arn=role.role_arn,
             tag_conditions=tag_conditions(tier, cfg.tags.application, plan.selection.scope_application),
-            resources=plan.selection.resources,
+            resources=[*plan.selection.resources, *protected_arns],
             not_resources=plan.selection.not_resources,
         ),
         providers.opts(),

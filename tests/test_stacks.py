@@ -34,7 +34,7 @@ def test_prod_vaults_locked_in_compliance_mode_and_protected(run_stack: Callable
 
 def test_keys_are_multi_region_when_copied(run_stack: Callable[[str], Plan]) -> None:
     plan = run_stack("prod")
-    (primary,) = _of_type(plan, "aws:kms/key:Key")
+    (primary,) = [k for k in _of_type(plan, "aws:kms/key:Key") if k["name"] == "prod-ca-central-1-key"]
     (replica,) = _of_type(plan, "aws:kms/replicaKey:ReplicaKey")
     assert primary["inputs"]["multiRegion"] is True
     providers = _providers(plan)
@@ -51,7 +51,7 @@ def test_single_region_keys_are_not_multi_region(
     text = (project.root / "Pulumi.lab.yaml").read_text().replace("    copy: ca-west-1\n", "")
     (tmp_path / "Pulumi.lab.yaml").write_text(text)
     plan = run_stack("lab", Project.find(tmp_path))
-    (key,) = _of_type(plan, "aws:kms/key:Key")
+    (key,) = [k for k in _of_type(plan, "aws:kms/key:Key") if k["name"] == "lab-ca-central-1-key"]
     assert key["inputs"]["multiRegion"] is False
     assert not _of_type(plan, "aws:kms/replicaKey:ReplicaKey")
     assert list(plan["outputs"]["vaults"]["lab"]) == ["ca-central-1"]
