@@ -1,0 +1,248 @@
+"""S3Protection and RdsProtection on the mock runtime, and their wiring in the workload stacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from components import (
+    AppAccessArgs,
+    DatabaseArgs,
+    KeyGuard,
+    RdsProtection,
+    RdsProtectionArgs,
+    S3Protection,
+    S3ProtectionArgs,
+)
+from pgf_backup.automation.offline import Project
+from pgf_backup.config import ConfigError
+from tests.conftest import Harness, config_of, stack_values
+
+ACCOUNT = "400000000040"
+APP = f"arn:aws:iam::{ACCOUNT}:role/pgf-app"
+GUARD = KeyGuard(f"arn:aws:iam::{ACCOUNT}:role/deploy", f"arn:aws:iam::{ACCOUNT}:role/break-glass")
+S3_ARGS = S3ProtectionArgs(
+    bucket="pgf-documents-prod",
+    account_id=ACCOUNT,
+    region="ca-central-1",
+    partition="aws",
+    application_access=(AppAccessArgs(APP, ("s3:GetObject", "s3:PutObject")),),
+    noncurrent_version_expiration_days=90,
+    transitions=((30, "GLACIER_IR"), (180, "DEEP_ARCHIVE")),
+    key_guard=GUARD,
+)
+RDS_ARGS = RdsProtectionArgs(
+    databases=(
+        DatabaseArgs("pgf-core", "cluster", "ca-central-1"),
+        DatabaseArgs("pgf-audit", "instance", "ca-central-1"),
+    ),
+    account_id=ACCOUNT,
+    region="ca-central-1",
+    partition="aws",
+    tier="prod",
+    min_backup_retention_days=7,
+    multi_az_required=True,
+    key_guard=GUARD,
+)
+
+
+def _provider() -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(provider=aws.Provider("p", region="ca-central-1", allowed_account_ids=[ACCOUNT]))
+
+
+def _s3(harness: Harness, args: S3ProtectionArgs = S3_ARGS) -> S3Protection:
+    protection: S3Protection = harness.run(lambda: S3Protection("b", args, _provider()))
+    return protection
+
+
+def _statements(policy: str) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
+
+
+def test_bucket_prerequisites(pulumi_mocks: Harness) -> None:
+    protection = _s3(pulumi_mocks)
+    key_arn = pulumi_mocks.resolve(protection.key_arn)
+    versioning = pulumi_mocks.named("b-versioning")["inputs"]
+    assert versioning["bucket"] == "pgf-documents-prod"
+    assert versioning["versioningConfiguration"] == {"status": "Enabled"}
+    (rule,) = pulumi_mocks.named("b-encryption")["inputs"]["rules"]
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn}
+    assert rule["bucketKeyEnabled"] is True
+    block = pulumi_mocks.named("b-public-access-block")["inputs"]
+    assert all(
+        block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
+    key = pulumi_mocks.named("b-key")
+    assert key["inputs"]["enableKeyRotation"] is True and key["protect"]
+    assert "DenyKeyDeletionExceptBreakGlass" in _statements(key["inputs"]["policy"])
+
+
+def test_bucket_policy_tls_only_right_key_and_app_access(pulumi_mocks: Harness) -> None:
+    protection = _s3(pulumi_mocks)
+    key_arn = pulumi_mocks.resolve(protection.key_arn)
+    statements = _statements(pulumi_mocks.named("b-policy")["inputs"]["policy"])
+    tls = statements["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"] == ["arn:aws:s3:::pgf-documents-prod", "arn:aws:s3:::pgf-documents-prod/*"]
+    wrong_key = statements["DenyWrongKmsKey"]["Condition"]["StringNotEqualsIfExists"]
+    assert wrong_key == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+    assert statements["DenyNonKmsEncryption"]["Condition"] == {
+        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}
+    }
+    app = statements["ApplicationAccess0"]
+    assert app["Effect"] == "Allow" and app["Principal"] == {"AWS": APP}
+    assert app["Action"] == ["s3:GetObject", "s3:PutObject"]
+
+
+def test_lifecycle_noncurrent_versions_and_archive(pulumi_mocks: Harness) -> None:
+    _s3(pulumi_mocks)
+    rules = {r["id"]: r for r in pulumi_mocks.named("b-lifecycle")["inputs"]["rules"]}
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+    assert rules["archive-current-versions"]["transitions"] == [
+        {"days": 30, "storageClass": "GLACIER_IR"},
+        {"days": 180, "storageClass": "DEEP_ARCHIVE"},
+    ]
+
+
+def test_object_lock_only_when_asked(pulumi_mocks: Harness) -> None:
+    _s3(pulumi_mocks, replace(S3_ARGS, object_lock=("COMPLIANCE", 35)))
+    lock = pulumi_mocks.named("b-object-lock")["inputs"]["rule"]["defaultRetention"]
+    assert lock == {"mode": "COMPLIANCE", "days": 35}
+
+
+def test_existing_key_is_used_not_created(pulumi_mocks: Harness) -> None:
+    existing = f"arn:aws:kms:ca-central-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    _s3(pulumi_mocks, replace(S3_ARGS, kms_key_arn=existing))
+    assert not pulumi_mocks.of_type("aws:kms/key:Key")
+    (rule,) = pulumi_mocks.named("b-encryption")["inputs"]["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == existing
+
+
+def test_nothing_can_replace_or_delete_the_application_bucket(pulumi_mocks: Harness) -> None:
+    _s3(pulumi_mocks, replace(S3_ARGS, object_lock=("GOVERNANCE", 7)))
+    types = {r["type"] for r in pulumi_mocks.resources}
+    assert not {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"} & types
+    settings = [r for r in pulumi_mocks.resources if r["type"].startswith("aws:s3/")]
+    assert settings and all(r["retainOnDelete"] for r in settings)
+
+
+def _rds(harness: Harness, args: RdsProtectionArgs = RDS_ARGS) -> RdsProtection:
+    protection: RdsProtection = harness.run(lambda: RdsProtection("rds", args, _provider()))
+    return protection
+
+
+def test_rds_arns_and_config_rules(pulumi_mocks: Harness) -> None:
+    rds = _rds(pulumi_mocks)
+    assert rds.arns == [
+        f"arn:aws:rds:ca-central-1:{ACCOUNT}:cluster:pgf-core",
+        f"arn:aws:rds:ca-central-1:{ACCOUNT}:db:pgf-audit",
+    ]
+    rules = {r["inputs"]["name"]: r["inputs"] for r in pulumi_mocks.of_type("aws:cfg/rule:Rule")}
+    identifiers = {r["source"]["sourceIdentifier"] for r in rules.values()}
+    assert {
+        "DB_INSTANCE_BACKUP_ENABLED",
+        "RDS_INSTANCE_DELETION_PROTECTION_ENABLED",
+        "RDS_CLUSTER_DELETION_PROTECTION_ENABLED",
+        "RDS_STORAGE_ENCRYPTED",
+        "RDS_MULTI_AZ_SUPPORT",
+        "RDS_CLUSTER_MULTI_AZ_ENABLED",
+    } <= identifiers
+    backup = rules["pgf-prod-db-instance-backup-enabled"]
+    assert json.loads(backup["inputParameters"]) == {"backupRetentionMinimum": "7"}
+
+
+def test_multi_az_required_in_prod_only(pulumi_mocks: Harness) -> None:
+    _rds(pulumi_mocks, replace(RDS_ARGS, tier="dev", multi_az_required=False, key_guard=None))
+    identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in pulumi_mocks.of_type("aws:cfg/rule:Rule")}
+    assert not {"RDS_MULTI_AZ_SUPPORT", "RDS_CLUSTER_MULTI_AZ_ENABLED"} & identifiers
+    assert "RDS_INSTANCE_DELETION_PROTECTION_ENABLED" in identifiers
+
+
+def test_non_compliance_alerts_an_encrypted_topic(pulumi_mocks: Harness) -> None:
+    rds = _rds(pulumi_mocks)
+    pattern = json.loads(pulumi_mocks.named("rds-non-compliant")["inputs"]["eventPattern"])
+    assert pattern["detail-type"] == ["Config Rules Compliance Change"]
+    assert pattern["detail"]["newEvaluationResult"] == {"complianceType": ["NON_COMPLIANT"]}
+    assert sorted(pattern["detail"]["configRuleName"]) == sorted(rds.rule_names)
+    target = pulumi_mocks.named("rds-alerts-target")["inputs"]
+    topic = pulumi_mocks.named("rds-alerts")["inputs"]
+    assert target["arn"] == f"arn:aws:sns:ca-central-1:{ACCOUNT}:{topic['name']}"
+    assert topic["kmsMasterKeyId"].startswith(f"arn:aws:kms:ca-central-1:{ACCOUNT}:key/")
+
+
+def test_config_rules_can_be_turned_off(pulumi_mocks: Harness) -> None:
+    _rds(pulumi_mocks, replace(RDS_ARGS, config_rules=False))
+    assert not pulumi_mocks.of_type("aws:cfg/rule:Rule")
+    assert not [r for r in pulumi_mocks.resources if r["type"].startswith("aws:rds/")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Config rules of the data sections, and the prod stack
+
+
+@pytest.mark.parametrize("setting", ["versioning", "encryption", "block_public_access", "tls_only", "backup"])
+def test_sensitive_buckets_cannot_drop_a_prerequisite(project: Project, setting: str) -> None:
+    values = stack_values(project, "prod")
+    values["pgf-backup:buckets"]["pgf-exports-prod"][setting] = False
+    with pytest.raises(
+        ConfigError, match=rf"buckets.pgf-exports-prod: .*{setting}.* cannot be turned off for a restricted"
+    ):
+        config_of(values)
+
+
+def test_internal_bucket_may_opt_out(project: Project) -> None:
+    values = stack_values(project, "prod")
+    values["pgf-backup:buckets"]["pgf-reports-prod"].update({"tls_only": False, "backup": False})
+    assert not config_of(values).buckets["pgf-reports-prod"].tls_only
+
+
+def test_object_lock_needs_a_bucket_created_with_it(project: Project) -> None:
+    values = stack_values(project, "prod")
+    values["pgf-backup:buckets"]["pgf-reports-prod"]["object_lock"] = {"mode": "GOVERNANCE", "days": 7}
+    with pytest.raises(ConfigError, match="the bucket must have been created with Object Lock enabled"):
+        config_of(values)
+
+
+def test_aws_managed_key_with_cross_account_copy_is_refused(project: Project) -> None:
+    values = stack_values(project, "prod")
+    values["pgf-backup:databases"]["pgf-audit"]["encryption"] = "aws-managed"
+    with pytest.raises(ConfigError, match=r"databases.pgf-audit.encryption: .*cannot be copied to another account"):
+        config_of(values)
+    values["pgf-backup:plan"]["copy_to_backup_account"] = False
+    assert config_of(values).databases["pgf-audit"].encryption == "aws-managed"
+
+
+def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., dict[str, Any]]) -> None:
+    plan = run_stack("prod")
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in plan["resources"]:
+        by_type.setdefault(resource["type"], []).append(resource)
+    buckets = {"pgf-documents-prod", "pgf-exports-prod", "pgf-reports-prod"}
+    for type_ in (
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    ):
+        assert {r["inputs"]["bucket"] for r in by_type[type_]} == buckets, type_
+    (listed,) = [s for s in by_type["aws:backup/selection:Selection"] if s["name"].endswith("-listed")]
+    assert set(listed["inputs"]["resources"]) == {f"arn:aws:s3:::{b}" for b in buckets} | {
+        "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core",
+        "arn:aws:rds:ca-central-1:400000000040:db:pgf-audit",
+    }
+    identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in by_type["aws:cfg/rule:Rule"]}
+    assert "RDS_MULTI_AZ_SUPPORT" in identifiers and "RDS_CLUSTER_MULTI_AZ_ENABLED" in identifiers
+    assert not {"aws:s3/bucket:Bucket", "aws:rds/instance:Instance", "aws:rds/cluster:Cluster"} & set(by_type)
+
+
+def test_dev_stack_does_not_require_multi_az(run_stack: Callable[..., dict[str, Any]]) -> None:
+    rules = [r for r in run_stack("dev")["resources"] if r["type"] == "aws:cfg/rule:Rule"]
+    identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in rules}
+    assert rules and not {"RDS_MULTI_AZ_SUPPORT", "RDS_CLUSTER_MULTI_AZ_ENABLED"} & identifiers
