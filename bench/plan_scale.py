@@ -45,7 +45,25 @@ def synthetic_project(target: Path, vaults: int, copy_region: bool = False) -> N
     (target / "Pulumi.synthetic.yaml").write_text(yaml.safe_dump({"config": config}))
 
 
-def child_program(project_dir: Path, stack: str, inventory: Path) -> dict[str, Any]:
+def synthetic_buckets(target: Path, buckets: int) -> None:
+    """A project folder with a `synthetic` prod workload stack protecting `buckets` buckets."""
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, target / name)
+    config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    # Copies stay in this account so the stack plans without the backup stack's outputs.
+    config["pgf-backup:plan"].update({"copy_to_backup_account": False, "copy_to_air_gapped": False})
+    config.pop("pgf-backup:databases", None)
+    config["pgf-backup:buckets"] = {
+        f"pgf-bench-{i:04d}": {
+            "classification": ("internal", "confidential", "restricted")[i % 3],
+            "application_access": [{"principal": "arn:aws:iam::400000000040:role/pgf-app"}],
+        }
+        for i in range(buckets)
+    }
+    (target / "Pulumi.synthetic.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def child_program(project_dir: Path, stack: str, inventory: Path, refs: Path | None = None) -> dict[str, Any]:
     """Evaluate the real program; returns timings, and saves the inventory for the floor."""
     from pgf_backup.automation.offline import Project, evaluate
 
@@ -55,7 +73,7 @@ def child_program(project_dir: Path, stack: str, inventory: Path) -> dict[str, A
     imports = time.perf_counter() - import_start
     project = Project.find(project_dir)
     start = time.perf_counter()
-    plan = evaluate(project, stack, {})
+    plan = evaluate(project, stack, json.loads(refs.read_text()) if refs else {})
     wall = time.perf_counter() - start
     inventory.write_text(json.dumps(plan["resources"]))
     return {"wall": wall, "imports": imports, "resources": len(plan["resources"])}
@@ -120,12 +138,13 @@ def main() -> None:
     """Print the table of figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 500, 1000])
+    parser.add_argument("--kind", choices=["vaults", "buckets", "both"], default="both")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "program":
-            result = child_program(Path(rest[0]), rest[1], Path(rest[2]))
+            result = child_program(Path(rest[0]), rest[1], Path(rest[2]), Path(rest[3]) if len(rest) > 3 else None)
         else:
             result = child_floor(Path(rest[0]))
         result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -134,29 +153,38 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="pgf-bench-") as tmp:
+        from pgf_backup.automation.offline import Project, plan_stack
+
+        # The shipped prod stack reads the backup stack's outputs, as in `pgf-backup plan`.
+        project = Project.find(ROOT)
+        refs = Path(tmp) / "refs.json"
+        refs.write_text(json.dumps({project.load_config("prod").backup_stack: plan_stack(project, "backup").outputs}))
         cases: list[tuple[str, Path, str]] = [("prod stack", ROOT, "prod")]
-        for size in args.sizes:
-            folder = Path(tmp) / f"n{size}"
-            folder.mkdir()
-            synthetic_project(folder, size)
-            cases.append((f"{size} vaults", folder, "synthetic"))
+        kinds = ["vaults", "buckets"] if args.kind == "both" else [args.kind]
+        for kind in kinds:
+            for size in args.sizes:
+                folder = Path(tmp) / f"{kind}-{size}"
+                folder.mkdir()
+                (synthetic_project if kind == "vaults" else synthetic_buckets)(folder, size)
+                cases.append((f"{size} {kind}", folder, "synthetic"))
         for label, folder, stack in cases:
             inventory = Path(tmp) / f"{label.replace(' ', '-')}.json"
-            program = measure("program", str(folder), stack, str(inventory))
+            program = measure("program", str(folder), stack, str(inventory), str(refs))
             floor = measure("floor", str(inventory))
             rows.append((label, program, floor))
 
-    print(f"{'case':<12} {'resources':>9} {'plan s':>8} {'floor s':>8} {'ratio':>6} {'plan MiB':>9} {'floor MiB':>9}")
+    print(f"{'case':<13} {'resources':>9} {'plan s':>8} {'floor s':>8} {'ratio':>6} {'plan MiB':>9} {'floor MiB':>9}")
     for label, program, floor in rows:
         ratio = program["wall"] / floor["wall"]
         print(
-            f"{label:<12} {program['resources']:>9} {program['wall']:>8.2f} {floor['wall']:>8.2f} "
+            f"{label:<13} {program['resources']:>9} {program['wall']:>8.2f} {floor['wall']:>8.2f} "
             f"{ratio:>6.2f} {program['peak_mib']:>9.0f} {floor['peak_mib']:>9.0f}"
         )
-    sized = [(label, program) for label, program, _ in rows if label.endswith("vaults")]
-    if len(sized) >= 2:
-        per = [program["wall"] / program["resources"] * 1000 for _, program in sized]
-        print("ms per resource: " + ", ".join(f"{label}: {p:.2f}" for (label, _), p in zip(sized, per, strict=True)))
+    for kind in ("vaults", "buckets"):
+        sized = [(label, program) for label, program, _ in rows if label.endswith(kind)]
+        if len(sized) >= 2:
+            per = ", ".join(f"{label}: {p['wall'] / p['resources'] * 1000:.2f}" for label, p in sized)
+            print(f"ms per resource ({kind}): {per}")
 
 
 if __name__ == "__main__":
