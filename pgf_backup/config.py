@@ -24,6 +24,9 @@ from pgf_backup.constants import (
     COLD_STORAGE_MIN_DAYS,
     CONFIG_NAMESPACE,
     CONTINUOUS_MAX_RETENTION_DAYS,
+    DEFAULT_BREAK_GLASS_ROLE,
+    DEFAULT_DEPLOY_ROLE,
+    DEFAULT_SERVICE_ROLE,
     PROD_MIN_RETENTION_DAYS,
     ROLE_BACKUP_ACCOUNT,
     ROLE_WORKLOAD,
@@ -251,10 +254,10 @@ class Regions(Model):
 class Iam(Model):
     """Role names, the same in every account of the rollout."""
 
-    deploy_role: RoleName = "pgf-backup-deploy"
-    break_glass_role: RoleName = "pgf-backup-break-glass"
+    deploy_role: RoleName = DEFAULT_DEPLOY_ROLE
+    break_glass_role: RoleName = DEFAULT_BREAK_GLASS_ROLE
     # The role AWS Backup assumes; organization policies name it in every member account.
-    service_role: RoleName = "pgf-backup-service-role"
+    service_role: RoleName = DEFAULT_SERVICE_ROLE
 
     @model_validator(mode="after")
     def _distinct(self) -> Iam:

@@ -11,6 +11,11 @@ STACK_BACKUP: Final = "backup"
 ROLE_BACKUP_ACCOUNT: Final = "backup-account"
 ROLE_WORKLOAD: Final = "workload"
 
+# Role names, the same in every account (configurable under `pgf-backup:iam`).
+DEFAULT_DEPLOY_ROLE: Final = "pgf-backup-deploy"
+DEFAULT_BREAK_GLASS_ROLE: Final = "pgf-backup-break-glass"
+DEFAULT_SERVICE_ROLE: Final = "pgf-backup-service-role"
+
 # The strategy's tag scheme (seed document, "Organisation et automatisation").
 TAG_BACKUP_ENABLED: Final = "backup:enabled"
 TAG_BACKUP_TIER: Final = "backup:tier"

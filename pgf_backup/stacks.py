@@ -241,6 +241,8 @@ def build_org_policies(
                 content=content,
                 targets=cfg.organization.policy_targets[tier],
                 description=f"AWS Backup plan of the {tier} tier (pgf-backup)",
+                # The policy pack reads the tier of a BACKUP_POLICY from this tag.
+                tags={TAG_BACKUP_TIER: tier},
             ),
             opts,
         )

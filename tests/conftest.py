@@ -110,5 +110,3 @@ def run_stack(
     yield run
     settings.reset_options()
     runtime_config.CONFIG.set({})
-
-

@@ -154,6 +154,7 @@ def org_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> P
 def _policy(plan: Plan, tier: str) -> dict[str, Any]:
     (policy,) = [p for p in _of_type(plan, "aws:organizations/policy:Policy") if p["inputs"]["name"] == f"pgf-{tier}"]
     assert policy["inputs"]["type"] == "BACKUP_POLICY"
+    assert policy["inputs"]["tags"] == {"backup:tier": tier}  # how the policy pack knows the tier
     content = policy["inputs"]["content"]
     assert len(content) <= 10_000
     document: dict[str, Any] = json.loads(content)

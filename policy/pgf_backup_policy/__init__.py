@@ -1,0 +1,1 @@
+"""Rules of the pgf-backup CrossGuard pack: pure functions, with thin pulumi_policy validators in `registry`."""

@@ -1,0 +1,10 @@
+"""The pack's rule package is imported from policy/, where the Pulumi CLI puts it first on sys.path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
+if str(POLICY_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICY_DIR))

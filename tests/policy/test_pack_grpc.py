@@ -1,0 +1,250 @@
+"""The pack as the Pulumi CLI runs it (`python -m pulumi.policy`), driven over the gRPC Analyzer protocol."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+from pgf_backup.automation import gate as gate_module
+from pgf_backup.automation.gate import GateError, PolicyGate, Verdict, tier_config
+from pgf_backup.automation.offline import Project, StackPlan, plan_stack
+from pgf_backup.config import Iam
+from tests.policy.fixtures import BUCKET_NAME, DATA_TAGS, EXPECTED
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
+VAULT = "aws:backup/vault:Vault"
+LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+
+
+@pytest.fixture(scope="module")
+def gate() -> Iterator[PolicyGate]:
+    """One pack process for the whole module, as `pgf-backup plan` uses one for every stack."""
+    with PolicyGate(POLICY_DIR) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shipped(project: Project, backup_outputs: dict[str, Any]) -> dict[str, StackPlan]:
+    """The shipped backup, lab and prod stacks, recorded by the offline engine."""
+    refs = {"organization/pgf-backup/backup": backup_outputs}
+    return {stack: plan_stack(project, stack, refs) for stack in ("backup", "lab", "prod")}
+
+
+def _verdict(gate: PolicyGate, project: Project, plan: StackPlan, resources: list[dict[str, Any]]) -> Verdict:
+    mutated = StackPlan(plan.stack, plan.role, plan.account, resources, plan.outputs)
+    return gate.check(mutated, project.name, project.load_config(plan.stack))
+
+
+def _mutated(plan: StackPlan, kind: str, **changes: Any) -> list[dict[str, Any]]:
+    """The stack's resources with `changes` applied to the inputs of every resource of `kind` (None removes)."""
+    resources = copy.deepcopy(plan.resources)
+    for resource in resources:
+        if resource["type"] == kind:
+            for key, value in changes.items():
+                if value is None:
+                    resource["inputs"].pop(key, None)
+                else:
+                    resource["inputs"][key] = value
+    return resources
+
+
+def _found(verdict: Verdict, policy: str) -> list[gate_module.Violation]:
+    return [v for v in verdict.violations if v.policy == policy]
+
+
+# ---------------------------------------------------------------------------------------------
+# GetAnalyzerInfo
+
+
+def test_analyzer_info_lists_every_rule(gate: PolicyGate) -> None:
+    assert {p.name: (p.kind, p.enforcement) for p in gate.policies} == EXPECTED
+    assert gate.pack_name == "pgf-backup"
+    kms = next(p for p in gate.policies if p.name == "kms-key-hardening")
+    assert kms.description.startswith("KMS keys rotate")
+    assert set(kms.schema) == {"tier", "breakGlassRole", "deployRole"}
+    assert kms.schema["breakGlassRole"]["default"] == "pgf-backup-break-glass"
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts
+
+
+@pytest.mark.parametrize("stack", ["backup", "lab", "prod"])
+def test_shipped_stacks_pass(gate: PolicyGate, project: Project, shipped: dict[str, StackPlan], stack: str) -> None:
+    plan = shipped[stack]
+    verdict = gate.check(plan, project.name, project.load_config(stack))
+    assert verdict.violations == () and verdict.passed
+    assert verdict.to_json() == {"violations": [], "passed": True}
+
+
+def test_prod_with_a_governance_lock_is_refused(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _mutated(prod, LOCK, changeableForDays=None))
+    assert not verdict.passed
+    locks = [r["urn"] for r in prod.resources if r["type"] == LOCK]
+    found = _found(verdict, "vault-lock-compliance-in-prod")
+    assert sorted(v.urn for v in found) == sorted(locks) and len(locks) == 2
+    assert all(v.enforcement == "mandatory" and "governance mode" in v.message for v in found)
+    assert verdict.violations == tuple(found)
+
+
+def test_prod_vault_without_key_is_refused_on_its_urn(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _mutated(prod, VAULT, kmsKeyArn=None))
+    found = _found(verdict, "vault-customer-managed-key")
+    assert [v.urn for v in found] == [r["urn"] for r in prod.resources if r["type"] == VAULT]
+    assert found[0].message.startswith("vault pgf-prod has no kmsKeyArn")  # the description prefix is stripped
+
+
+def test_protect_travels_in_the_resource_options(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    resources = copy.deepcopy(prod.resources)
+    for resource in resources:
+        resource["protect"] = False
+    found = _found(_verdict(gate, project, prod, resources), "prod-stateful-resources-protected")
+    stateful = {
+        r["urn"] for r in prod.resources if r["type"] in (VAULT, "aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+    }
+    assert {v.urn for v in found} == stateful and len(stateful) >= 4  # each region's vault and key, at least
+
+
+def test_account_comes_from_the_provider(gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]) -> None:
+    prod = shipped["prod"]
+    resources = _mutated(prod, "pulumi:providers:aws", allowedAccountIds=None, assumeRoles=None)
+    found = _found(_verdict(gate, project, prod, resources), "prod-copies-leave-account-and-region")
+    assert found and all("cannot tell which account this plan runs in" in v.message for v in found)
+
+
+def test_unknown_values_are_not_judged(gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _mutated(prod, VAULT, kmsKeyArn=UNKNOWN_STRING_VALUE))
+    assert verdict.passed and verdict.violations == ()
+
+
+def _with_bucket(plan: StackPlan, tags: dict[str, str]) -> list[dict[str, Any]]:
+    resources = copy.deepcopy(plan.resources)
+    provider = next(r["urn"] for r in resources if r["type"] == "pulumi:providers:aws")
+    resources.append(
+        {
+            "urn": f"urn:pulumi:{plan.stack}::pgf-backup::aws:s3/bucket:Bucket::scratch",
+            "type": "aws:s3/bucket:Bucket",
+            "name": "scratch",
+            "parent": "",
+            "provider": provider,
+            "protect": False,
+            "custom": True,
+            "inputs": {"bucket": BUCKET_NAME, "tags": tags},
+        }
+    )
+    return resources
+
+
+def test_untagged_data_is_advisory_in_lab_and_mandatory_in_prod(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    lab = _verdict(gate, project, shipped["lab"], _with_bucket(shipped["lab"], {}))
+    assert lab.passed and [(v.policy, v.enforcement) for v in lab.violations] == [("data-resources-tagged", "advisory")]
+    prod = _verdict(gate, project, shipped["prod"], _with_bucket(shipped["prod"], {}))
+    assert not prod.passed
+    assert [(v.policy, v.enforcement) for v in prod.violations] == [("data-resources-tagged", "mandatory")]
+
+
+def test_stack_rule_reports_the_protecting_resource(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _with_bucket(prod, {**DATA_TAGS, "application": "pgf"}))
+    found = _found(verdict, "protected-bucket-prerequisites")
+    assert len(found) == 4 and {v.urn for v in found} == {"urn:pulumi:prod::pgf-backup::aws:s3/bucket:Bucket::scratch"}
+
+
+def test_role_names_come_from_the_stack_config(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    cfg = project.load_config("prod").model_copy(update={"iam": Iam(break_glass_role="ops-emergency")})
+    verdict = gate.check(prod, project.name, cfg)
+    assert {v.policy for v in verdict.violations} == {"vault-denies-recovery-point-deletion", "kms-key-hardening"}
+    assert all("ops-emergency" in v.message for v in verdict.violations)
+
+
+def test_the_same_verdict_from_several_processes(
+    project: Project, shipped: dict[str, StackPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prod = shipped["prod"]
+    resources = _mutated(prod, LOCK, changeableForDays=None)
+    config = tier_config(POLICY_DIR, "prod")
+    with PolicyGate(POLICY_DIR, max_processes=1) as single:
+        one = single.analyze("prod", project.name, resources, config)
+    monkeypatch.setattr(gate_module, "_RESOURCES_PER_PROCESS", 5)
+    with PolicyGate(POLICY_DIR, max_processes=3) as several:
+        many = several.analyze("prod", project.name, resources, config)
+        assert len(several._packs) == 3  # one for AnalyzeStack, two sharing the Analyze calls
+        processes = [pack.process for pack in several._packs]
+    assert sorted(map(repr, many.violations)) == sorted(map(repr, one.violations)) and not one.passed
+    assert [p.returncode for p in processes] == [0, 0, 0]  # stopped cleanly by SIGINT
+
+
+# ---------------------------------------------------------------------------------------------
+# Config and failures
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"vault-lock": "mandatory"}, "unknown policies vault-lock"),
+        ({"all": "blocking"}, "enforcement level 'blocking' is not one of"),
+        ({"kms-key-hardening": {"breakGlassRole": 7}}, "kms-key-hardening.breakGlassRole: 7 is not a string"),
+        ({"kms-key-hardening": {"tier": "qa"}}, "'qa' is not one of lab, dev, prod"),
+        ({"plan-within-quotas": {"tier": "prod"}}, "plan-within-quotas: unknown setting 'tier'"),
+        ({"retention-within-tier-bounds": {"tierBounds": {"lab": {"minDays": 0}}}}, "minDays: 0 is below 1"),
+        ({"retention-within-tier-bounds": {"tierBounds": {"prod": {"minDays": 30}}}}, "prod.minDays: 30 is below 35"),
+    ],
+)
+def test_bad_policy_config_is_refused_before_analysis(gate: PolicyGate, config: dict[str, Any], expected: str) -> None:
+    with pytest.raises(GateError, match=r"invalid policy config|unknown policies") as raised:
+        gate.analyze("prod", "pgf-backup", [], config)
+    assert expected in str(raised.value)
+
+
+def test_all_sets_every_level(gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]) -> None:
+    prod = shipped["prod"]
+    resources = _mutated(prod, LOCK, changeableForDays=None)
+    verdict = gate.analyze("prod", project.name, resources, {"all": "advisory"})
+    assert verdict.passed and {v.enforcement for v in verdict.violations} == {"advisory"}
+    disabled = gate.analyze("prod", project.name, resources, {"vault-lock-compliance-in-prod": "disabled"})
+    assert disabled.violations == ()
+
+
+def test_a_pack_that_cannot_start(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text("import pgf_no_such_module\n")
+    with PolicyGate(tmp_path) as broken, pytest.raises(GateError, match="did not start") as raised:
+        broken.policies  # noqa: B018 - the first call waits for the port
+    assert "No module named 'pgf_no_such_module'" in str(raised.value)
+
+
+def test_a_folder_without_a_pack(tmp_path: Path) -> None:
+    with pytest.raises(GateError, match="no policy pack in"):
+        PolicyGate(tmp_path)
+
+
+def test_verdict_json_shape() -> None:
+    violation = gate_module.Violation("p", "urn:x", "m", "advisory")
+    assert Verdict("s", (violation,)).to_json() == {
+        "violations": [{"policy": "p", "urn": "urn:x", "message": "m", "enforcement": "advisory"}],
+        "passed": True,
+    }
+    assert json.dumps(Verdict("s").to_json()) == '{"violations": [], "passed": true}'
