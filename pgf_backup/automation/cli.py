@@ -58,18 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
-    """`pgf-backup plan`: evaluate each stack in its own process, print a summary per stack."""
+    """`pgf-backup plan`: evaluate each stack in its own process, summarise it, gate it with the policy pack."""
+    from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate
+    from pgf_backup.automation.offline import StackPlan
+    from pgf_backup.automation.planner import summarize_policy
+
     project = Project.find(args.project_dir)
     stacks = rollout_order(args.stacks, known_stacks(project))
-    for stack in stacks:  # every stack file validates before anything is evaluated
-        project.load_config(stack)
-    result = plan_all(project, stacks, on_stack=lambda plan: summarize(plan, out))
+    # Every stack file validates before anything is evaluated.
+    configs = {stack: project.load_config(stack) for stack in stacks}
+    try:
+        with PolicyGate(project.root / POLICY_DIR) as gate:  # the pack starts while the first stack evaluates
+
+            def on_stack(plan: StackPlan) -> None:
+                summarize(plan, out)
+                plan.policy = gate.check(plan, project.name, configs[plan.stack]).to_json()
+                summarize_policy(plan, out)
+
+            result = plan_all(project, stacks, on_stack=on_stack)
+    except GateError as error:
+        print(f"error: policy gate: {error}", file=err)
+        return ExitStatus.FAILED
     if args.json:
         write_json(result, args.json)
         print(f"plan written to {args.json}", file=out)
     for failure in result.failures:
         print(f"error: stack {failure.stack}: {failure}", file=err)
         return ExitStatus.USAGE if failure.exit_code == ExitStatus.USAGE else ExitStatus.FAILED
+    refused = [plan.stack for plan in result.plans if plan.policy is not None and not plan.policy["passed"]]
+    if refused:
+        print(f"error: the policy pack refuses stack(s) {', '.join(refused)}: see the mandatory violations", file=err)
+        return ExitStatus.FAILED
     return ExitStatus.OK
 
 
@@ -85,12 +104,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exit_:  # --help
         return ExitStatus.OK if not exit_.code else ExitStatus.USAGE
     try:
-        if args.command == "plan":
-            return cmd_plan(args, out, err)
-        from pgf_backup.automation.driver import COMMANDS, run_command
-
-        if args.command in COMMANDS:
-            return run_command(args, out, err)
+        # Subcommands registered from other modules carry their handler (see driver.add_commands).
+        handler = cmd_plan if args.command == "plan" else getattr(args, "handler", None)
+        if handler is not None:
+            return ExitStatus(handler(args, out, err))
     except ConfigError as error:
         print(f"error: {error}", file=err)
         return ExitStatus.USAGE

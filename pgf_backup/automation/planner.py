@@ -108,13 +108,33 @@ def summarize(plan: StackPlan, out: TextIO) -> None:
             print(f"     {line}", file=out)
 
 
+def summarize_policy(plan: StackPlan, out: TextIO) -> None:
+    """Print the policy pack's verdict on one stack: each violation with its policy, URN and enforcement."""
+    if plan.policy is None:
+        return
+    violations = plan.policy["violations"]
+    mandatory = sum(1 for v in violations if v["enforcement"] == "mandatory")
+    verdict = "passed" if plan.policy["passed"] else "REFUSED"
+    print(f"   policy: {verdict} ({mandatory} mandatory, {len(violations) - mandatory} other violations)", file=out)
+    for violation in violations:
+        print(f"     [{violation['enforcement']}] {violation['policy']}: {violation['urn'] or '(stack)'}", file=out)
+        for line in violation["message"].splitlines():
+            print(f"       {line}", file=out)
+
+
+MAX_SHOWN = 160
+
+
 def _flatten(value: Any, prefix: str = "") -> list[str]:
     if isinstance(value, dict) and value:
         lines: list[str] = []
         for key, inner in value.items():
             lines.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
         return lines
-    return [f"{prefix} = {json.dumps(value) if not isinstance(value, str) else value}"]
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > MAX_SHOWN:  # e.g. a BACKUP_POLICY document: the whole text is in --json
+        text = f"{text[: MAX_SHOWN - 20]}... ({len(text)} characters)"
+    return [f"{prefix} = {text}"]
 
 
 def write_json(result: PlanResult, path: Path) -> None:
