@@ -54,14 +54,16 @@ def _account_id(value: str) -> str:
 
 @lru_cache(maxsize=1)
 def backup_regions() -> dict[str, str]:
-    """Regions where AWS Backup has an endpoint, mapped to their partition (botocore's data)."""
-    import botocore.session
+    """Regions where AWS Backup has an endpoint, mapped to their partition (botocore's endpoint data)."""
+    # The loader alone: a botocore session would cost more than the data it reads.
+    from botocore.loaders import Loader
 
-    session = botocore.session.get_session()
     regions: dict[str, str] = {}
-    for partition in session.get_available_partitions():
-        for region in session.get_available_regions("backup", partition_name=partition):
-            regions[region] = partition
+    for part in Loader().load_data("endpoints")["partitions"]:
+        endpoints = part.get("services", {}).get("backup", {}).get("endpoints", {})
+        for region in endpoints:
+            if region in part.get("regions", {}):
+                regions[region] = part["partition"]
     return regions
 
 
