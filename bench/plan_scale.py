@@ -1,9 +1,11 @@
 """Offline plan scale: wall time and peak memory against the mock runtime's own floor.
 
-For the prod stack and synthetic stacks of 100, 500 and 1,000 vaults, each measurement runs in a
-fresh process (as `pgf-backup plan` does): the real program under the mock runtime, then the floor,
-the same resources (type, name, parent, provider, inputs, replayed from the program's own
-inventory) registered as bare `CustomResource`s with no program logic, in a fresh process too.
+For the prod stack and synthetic stacks of 100, 500 and 1,000 vaults and of 100, 500 and 1,000
+protected buckets, each measurement runs in a fresh process (as `pgf-backup plan` does): the real
+program under the mock runtime, then the floor: the same resources (type, name, parent, provider
+and inputs, replayed from the program's own inventory), each built directly with the SDK class of
+its type, with no program logic (no config, no components' code, no policy documents), in a fresh
+process too. Module imports are outside both clocks.
 Targets: linear growth, and at most 1.5 x the floor at every size.
 
     .venv/bin/python bench/plan_scale.py [--sizes 100 500 1000]
@@ -82,40 +84,35 @@ def child_program(project_dir: Path, stack: str, inventory: Path, refs: Path | N
     return {"wall": wall, "imports": imports, "resources": len(plan["resources"])}
 
 
-def _output_names(type_token: str) -> list[str]:
-    """Wire names of a pulumi_aws resource class's properties (e.g. `aws:kms/key:Key`)."""
-    import pulumi._types as pulumi_types
-
+def _sdk_class(type_token: str) -> type | None:
+    """The pulumi_aws class of a type token (e.g. `aws:kms/key:Key` -> `pulumi_aws.kms.Key`)."""
     package, module, name = type_token.split(":")
     if package != "aws":
-        return []
+        return None
     cls = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), name, None)
-    if cls is None:
-        return []
-    return [wire for _, wire, _ in pulumi_types._py_properties(cls)]
+    return cls if isinstance(cls, type) else None
 
 
 def child_floor(inventory: Path) -> dict[str, Any]:
-    """Register the same resources (type, name, parent, provider, inputs) with no program logic."""
+    """Register the same resources (type, name, parent, provider, inputs) with no program logic:
+    each built directly from its recorded inputs with the SDK class of its type."""
     import pulumi
+    import pulumi._types as pulumi_types
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     from pgf_backup.automation.mocks import AwsMocks, RecordingMonitor
 
     recorded = json.loads(inventory.read_text())
-    for r in recorded:  # the property set a typed SDK class registers: its inputs plus its outputs
-        r["inputs"] = {**dict.fromkeys(_output_names(r["type"])), **r["inputs"]}
+    classes = {r["type"]: _sdk_class(r["type"]) for r in recorded}
+    python_names = {
+        token: {wire: py for py, wire, _ in pulumi_types._py_properties(cls)}
+        for token, cls in classes.items()
+        if cls is not None
+    }
     mocks = AwsMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="floor", stack="floor", preview=False, monitor=monitor)
-
-    class Bare(pulumi.CustomResource):
-        """A resource class with its own constructor, as every SDK class has: the SDK then records
-        where in the program each resource was created, as it does for the real program's."""
-
-        def __init__(self, t: str, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-            super().__init__(t, name, props, opts)
 
     def program() -> None:
         made: dict[str, pulumi.Resource] = {}
@@ -123,10 +120,14 @@ def child_floor(inventory: Path) -> dict[str, Any]:
             parent = made.get(r["parent"])
             provider = made.get(r["provider"])
             opts = pulumi.ResourceOptions(parent=parent, provider=provider)  # type: ignore[arg-type]
+            cls = classes[r["type"]]
             if r["type"].startswith("pulumi:providers:"):
                 made[r["urn"]] = pulumi.ProviderResource(r["type"].rsplit(":", 1)[1], r["name"], r["inputs"], opts)
+            elif cls is not None:
+                names = python_names[r["type"]]
+                made[r["urn"]] = cls(r["name"], opts=opts, **{names[k]: v for k, v in r["inputs"].items()})
             elif r["custom"]:
-                made[r["urn"]] = Bare(r["type"], r["name"], r["inputs"], opts)
+                made[r["urn"]] = pulumi.CustomResource(r["type"], r["name"], r["inputs"], opts)
             else:
                 made[r["urn"]] = pulumi.ComponentResource(r["type"], r["name"], None, opts)
 
