@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -24,6 +25,19 @@ class ExitStatus(IntEnum):
     DRIFT = 3
     POLICY = 4
     INTERRUPTED = 130
+
+
+def output_file(text: str) -> Path:
+    """argparse type of a file to write: its folder must exist, so a run never fails at its end."""
+    path = Path(text)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name (e.g. {path / 'plan.json'})")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+    return path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = plan.add_mutually_exclusive_group()
     which.add_argument("--stack", action="append", dest="stacks", metavar="NAME", help="plan this stack (repeatable)")
     which.add_argument("--all", action="store_true", help="plan every stack (the default)")
-    plan.add_argument("--json", type=Path, metavar="FILE", help="write the plan as JSON to FILE")
+    plan.add_argument("--json", type=output_file, metavar="FILE", help="write the plan as JSON to FILE")
     from pgf_backup.automation.driver import add_commands  # the driver imports this module
 
     add_commands(sub)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from pgf_backup.automation import preflight
-from pgf_backup.automation.cli import ExitStatus
+from pgf_backup.automation.cli import ExitStatus, output_file
 from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
 from pgf_backup.automation.planner import known_stacks, rollout_order, stack_reference_name
 from pgf_backup.automation.rollout import (
@@ -78,7 +78,7 @@ def add_commands(sub: Any) -> None:
             metavar="URL",
             help="Pulumi backend (default: $PULUMI_BACKEND_URL, else the repo's .pulumi/)",
         )
-        parser.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON to FILE")
+        parser.add_argument("--json", type=output_file, metavar="FILE", help="write the summary as JSON to FILE")
         parser.add_argument(
             "--log-dir", type=Path, metavar="DIR", help="folder for the per-stack logs (default: .pulumi/logs/<run>)"
         )

@@ -119,3 +119,13 @@ def test_console_script_and_module_agree(project: Project) -> None:
     script = Path(sys.executable).with_name("pgf-backup")
     done = subprocess.run([str(script), "plan", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "--json FILE" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("/nonexistent/dir/plan.json", "folder /nonexistent/dir does not exist"), (".", "is a folder")],
+)
+def test_unwritable_json_target_is_refused_before_planning(target: str, message: str) -> None:
+    status, out, err = _run("plan", "--json", target)
+    assert status == ExitStatus.USAGE
+    assert message in err and "== stack" not in out
