@@ -303,7 +303,7 @@ def _checked_copy_target(outputs: dict[str, Any], path: tuple[str, ...], stack: 
 
 
 def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dict[str, Any]]:
-    """S3 and RDS protections; returns the ARNs to select by ARN, and outputs."""
+    """S3 and RDS protections; returns the ARNs to select by ARN, and outputs saying what each gets."""
     assert cfg.tier is not None
     arns: list[str] = []
     outputs: dict[str, Any] = {}
@@ -341,7 +341,14 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
             arns.append(protection.bucket_arn)
         outputs.setdefault("buckets", {})[bucket_name] = {
             "arn": protection.bucket_arn,
-            "kms_key_arn": protection.key_arn,
+            "versioning": bucket.versioning,
+            "sse_kms_key": protection.key_arn,
+            "public_access_blocked": bucket.block_public_access,
+            "tls_only_policy": bucket.tls_only,
+            "noncurrent_versions_kept_days": bucket.noncurrent_version_expiration_days,
+            "transitions": [f"{t.storage_class} after {t.days} days" for t in bucket.transitions],
+            "object_lock": f"{bucket.object_lock.mode} {bucket.object_lock.days} days" if bucket.object_lock else None,
+            "backup": bucket.backup,
         }
     if cfg.databases:
         databases = [
@@ -364,8 +371,21 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
             providers.opts(),
         )
         arns.extend(rds.arns)
-        outputs["databases"] = {"arns": rds.arns, "config_rules": rds.rule_names}
+        outputs["databases"] = {
+            name: {"arn": arn, "kind": db.kind, "encryption": db.encryption}
+            for (name, db), arn in zip(cfg.databases.items(), rds.arns, strict=True)
+        }
+        outputs["rds_config_rules"] = {"rules": rds.rule_names, "multi_az_required": hardened}
     return arns, outputs
+
+
+def _selection_summary(outputs: dict[str, Any], selected_by: str, continuous: str | None) -> None:
+    """Say in the outputs how each protected bucket and database is backed up."""
+    for bucket in outputs.get("buckets", {}).values():
+        bucket["backup"] = selected_by if bucket["backup"] else "not backed up (backup: false)"
+    for database in outputs.get("databases", {}).values():
+        database["backup"] = selected_by
+        database["continuous_rule"] = continuous
 
 
 def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
@@ -405,6 +425,9 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
             return str(expected)
 
         outputs["policy_vault_name"] = backup_outputs.apply(check_name)
+        _selection_summary(
+            outputs, f"BACKUP_POLICY {cfg.tags.application}-{tier}, by tag {TAG_BACKUP_TIER}={tier}", None
+        )
         if protected_arns:
             # The policy selects by the tier tag: resources we only know by ARN must carry it.
             pulumi.log.warn(
@@ -445,6 +468,8 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         providers.opts(),
     )
     outputs["plan_arn"] = backup_plan.plan_arn
+    continuous = CONTINUOUS_RULE if CONTINUOUS_RULE in all_rules else None
+    _selection_summary(outputs, f"plan {cfg.tags.application}-{tier}, selection by ARN", continuous)
     outputs["copy_destinations"] = dict(destinations)
     return outputs
 

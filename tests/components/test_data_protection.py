@@ -243,6 +243,26 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
 
 
 def test_dev_stack_does_not_require_multi_az(run_stack: Callable[..., dict[str, Any]]) -> None:
-    rules = [r for r in run_stack("dev")["resources"] if r["type"] == "aws:cfg/rule:Rule"]
+    plan = run_stack("dev")
+    rules = [r for r in plan["resources"] if r["type"] == "aws:cfg/rule:Rule"]
     identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in rules}
     assert rules and not {"RDS_MULTI_AZ_SUPPORT", "RDS_CLUSTER_MULTI_AZ_ENABLED"} & identifiers
+    assert plan["outputs"]["rds_config_rules"]["multi_az_required"] is False
+
+
+def test_prod_outputs_say_how_each_bucket_and_database_is_protected(run_stack: Callable[..., dict[str, Any]]) -> None:
+    outputs = run_stack("prod")["outputs"]
+    exports = outputs["buckets"]["pgf-exports-prod"]
+    assert exports["versioning"] and exports["public_access_blocked"] and exports["tls_only_policy"]
+    assert exports["sse_kms_key"].startswith("arn:aws:kms:ca-central-1:400000000040:key/")
+    assert exports["transitions"] == ["GLACIER_IR after 30 days", "DEEP_ARCHIVE after 180 days"]
+    assert exports["backup"] == "plan pgf-prod, selection by ARN"
+    core = outputs["databases"]["pgf-core"]
+    assert core == {
+        "arn": "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core",
+        "kind": "cluster",
+        "encryption": "customer",
+        "backup": "plan pgf-prod, selection by ARN",
+        "continuous_rule": "continuous",
+    }
+    assert outputs["rds_config_rules"]["multi_az_required"] is True
