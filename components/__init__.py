@@ -3,7 +3,7 @@
 from components.backup_plan import BackupPlan, BackupPlanArgs, CopyArgs, RuleArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultLockArgs
 from components.org_backup_policy import OrgBackupPolicy, OrgBackupPolicyArgs
-from components.policies import KeyGuard
+from components.policies import KeyGuard, vault_access_policy
 from components.rds_protection import DatabaseArgs, RdsProtection, RdsProtectionArgs
 from components.s3_protection import AppAccessArgs, S3Protection, S3ProtectionArgs
 from components.service_role import BackupServiceRole, BackupServiceRoleArgs
@@ -27,4 +27,5 @@ __all__ = [
     "S3Protection",
     "S3ProtectionArgs",
     "VaultLockArgs",
+    "vault_access_policy",
 ]

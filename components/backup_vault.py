@@ -13,14 +13,12 @@ from components.policies import (
     KEY_GRANT_ACTIONS,
     KEY_USE_ACTIONS,
     KEY_VIA_SERVICES,
-    RECOVERY_POINT_DESTRUCTIVE_ACTIONS,
-    VAULT_GOVERNANCE_ACTIONS,
     KeyGuard,
     Statement,
-    deny_all_but,
     document,
     key_policy,
     root_arn,
+    vault_access_policy,
 )
 
 KEY_DELETION_WINDOW_DAYS = 30
@@ -58,8 +56,6 @@ class BackupVaultArgs:
     # Who may copy recovery points into this vault (cross-account copies).
     copy_in_org_id: str | None = None
     copy_in_account_ids: Sequence[str] = ()
-    # Accounts allowed to use this vault's key for copies of snapshots that keep their key (RDS).
-    key_user_account_ids: Sequence[str] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -147,18 +143,6 @@ class BackupVault(pulumi.ComponentResource):
                 "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
             },
         ]
-        if args.key_user_account_ids:
-            users = [root_arn(args.partition, account) for account in args.key_user_account_ids]
-            statements.append(
-                {
-                    "Sid": "CopiesByTheBackupAccount",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": users},
-                    "Action": [*KEY_USE_ACTIONS, *KEY_GRANT_ACTIONS],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"kms:ViaService": via}},
-                }
-            )
         guard = KeyGuard(args.deploy_role_arn, args.break_glass_role_arn) if args.hardened else None
         return key_policy(args.partition, args.account_id, statements, guard)
 
@@ -213,40 +197,14 @@ class BackupVault(pulumi.ComponentResource):
 
     def _create_access_policy(self, name: str, vault: aws.backup.Vault, opts: pulumi.ResourceOptions) -> None:
         args = self._args
-        statements: list[Statement] = [
-            deny_all_but(
-                "DenyRecoveryPointDeletionExceptBreakGlass",
-                RECOVERY_POINT_DESTRUCTIVE_ACTIONS,
-                [args.break_glass_role_arn],
-            ),
-            deny_all_but(
-                "DenyVaultGovernanceChangesExceptDeployAndBreakGlass",
-                VAULT_GOVERNANCE_ACTIONS,
-                [args.deploy_role_arn, args.break_glass_role_arn],
-            ),
-        ]
-        if args.copy_in_org_id:
-            statements.append(
-                {
-                    "Sid": "CopyIntoVaultFromTheOrganization",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "*"},
-                    "Action": "backup:CopyIntoBackupVault",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:PrincipalOrgID": args.copy_in_org_id}},
-                }
-            )
-        elif args.copy_in_account_ids:
-            statements.append(
-                {
-                    "Sid": "CopyIntoVaultFromWorkloadAccounts",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": [root_arn(args.partition, a) for a in args.copy_in_account_ids]},
-                    "Action": "backup:CopyIntoBackupVault",
-                    "Resource": "*",
-                }
-            )
-        aws.backup.VaultPolicy(f"{name}-policy", backup_vault_name=vault.name, policy=document(statements), opts=opts)
+        policy = vault_access_policy(
+            args.partition,
+            args.deploy_role_arn,
+            args.break_glass_role_arn,
+            copy_in_org_id=args.copy_in_org_id,
+            copy_in_account_ids=args.copy_in_account_ids,
+        )
+        aws.backup.VaultPolicy(f"{name}-policy", backup_vault_name=vault.name, policy=policy, opts=opts)
 
     def _create_notifications(
         self, name: str, vault: aws.backup.Vault, key_arn: pulumi.Output[str], opts: pulumi.ResourceOptions

@@ -9,9 +9,10 @@ from typing import Any
 
 Statement = dict[str, Any]
 
-# Key administration only: no Encrypt/Decrypt, which the account gets through AWS services below.
+# Key administration only: no Encrypt/Decrypt and no CreateGrant (a grant would hand out decrypt
+# outside the kms:ViaService conditions below), so no `kms:Create*` wildcard either.
 KEY_ADMIN_ACTIONS = (
-    "kms:Create*",
+    "kms:CreateAlias",
     "kms:Describe*",
     "kms:Enable*",
     "kms:List*",
@@ -113,3 +114,47 @@ def key_policy(partition: str, account_id: str, statements: Sequence[Statement],
             ),
         ]
     return document([admin, *statements, *denies])
+
+
+def vault_access_policy(
+    partition: str,
+    deploy_role_arn: str,
+    break_glass_role_arn: str,
+    *,
+    copy_in_org_id: str | None = None,
+    copy_in_account_ids: Sequence[str] = (),
+) -> str:
+    """A vault's access policy: destructive actions denied to all but the break-glass role, governance
+    changes to all but the deploy and break-glass roles, and copies in from the organization or accounts."""
+    statements: list[Statement] = [
+        deny_all_but(
+            "DenyRecoveryPointDeletionExceptBreakGlass", RECOVERY_POINT_DESTRUCTIVE_ACTIONS, [break_glass_role_arn]
+        ),
+        deny_all_but(
+            "DenyVaultGovernanceChangesExceptDeployAndBreakGlass",
+            VAULT_GOVERNANCE_ACTIONS,
+            [deploy_role_arn, break_glass_role_arn],
+        ),
+    ]
+    if copy_in_org_id:
+        statements.append(
+            {
+                "Sid": "CopyIntoVaultFromTheOrganization",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "backup:CopyIntoBackupVault",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": copy_in_org_id}},
+            }
+        )
+    elif copy_in_account_ids:
+        statements.append(
+            {
+                "Sid": "CopyIntoVaultFromWorkloadAccounts",
+                "Effect": "Allow",
+                "Principal": {"AWS": [root_arn(partition, account) for account in copy_in_account_ids]},
+                "Action": "backup:CopyIntoBackupVault",
+                "Resource": "*",
+            }
+        )
+    return document(statements)

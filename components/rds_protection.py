@@ -16,6 +16,8 @@ import pulumi_aws as aws
 
 from components.policies import KeyGuard, Statement, document, key_policy, root_arn
 
+# What a cross-account snapshot copy needs of the source key (RDS creates grants of its own).
+COPY_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom")
 INSTANCE = "AWS::RDS::DBInstance"
 CLUSTER = "AWS::RDS::DBCluster"
 
@@ -27,6 +29,8 @@ class DatabaseArgs:
     identifier: str
     kind: Literal["instance", "cluster"]
     region: str
+    # The customer-managed key the database (and so its snapshots) is encrypted with.
+    kms_key_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class RdsProtectionArgs:
     min_backup_retention_days: int
     multi_az_required: bool
     config_rules: bool = True
+    # Accounts that copy the snapshots (the backup account): they get a grant on each database key.
+    copy_account_ids: Sequence[str] = ()
     key_guard: KeyGuard | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -92,6 +98,7 @@ class RdsProtection(pulumi.ComponentResource):
         super().__init__("pgf:backup:RdsProtection", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.arns = [database_arn(args.partition, args.account_id, d) for d in args.databases]
+        self._create_copy_grants(name, args, child)
         self.rule_names = []
         if args.config_rules:
             for rule_name, (identifier, types, parameters) in config_rules(args).items():
@@ -108,6 +115,22 @@ class RdsProtection(pulumi.ComponentResource):
                 self.rule_names.append(full_name)
             self._create_alert(name, args, child)
         self.register_outputs({"arns": self.arns, "rule_names": self.rule_names})
+
+    def _create_copy_grants(self, name: str, args: RdsProtectionArgs, opts: pulumi.ResourceOptions) -> None:
+        """Snapshots keep the database's key: an account copying them needs to use that key."""
+        for database in args.databases:
+            if database.kms_key_arn is None:
+                continue
+            for account in args.copy_account_ids:
+                aws.kms.Grant(
+                    f"{name}-{database.identifier}-copy-{account}",
+                    name=f"pgf-backup-copy-{database.identifier}-to-{account}",
+                    key_id=database.kms_key_arn,
+                    grantee_principal=root_arn(args.partition, account),
+                    operations=list(COPY_GRANT_OPERATIONS),
+                    retire_on_delete=True,
+                    opts=opts,
+                )
 
     def _create_alert(self, name: str, args: RdsProtectionArgs, opts: pulumi.ResourceOptions) -> None:
         """Non-compliance of any of these rules publishes to an encrypted SNS topic."""

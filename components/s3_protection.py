@@ -94,7 +94,7 @@ class S3Protection(pulumi.ComponentResource):
                 restrict_public_buckets=True,
                 opts=child,
             )
-        if args.tls_only or args.application_access:
+        if args.tls_only or args.application_access or self.key_arn is not None:
             aws.s3.BucketPolicy(f"{name}-policy", bucket=args.bucket, policy=self._policy(), opts=child)
         self._create_lifecycle(name, versioning, child)
         if args.object_lock is not None:

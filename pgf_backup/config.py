@@ -5,15 +5,16 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -101,8 +102,9 @@ def _cron_field(name: str, low: int, high: int, extra: str, text: str) -> None:
         if name == "day-of-week" and re.fullmatch(r"([1-7]|[A-Z]{3})(L|#[1-5])", part):
             continue
         base, _, step = part.partition("/")
-        if step and not step.isdigit():
-            raise ValueError(f"cron {name} field {text!r}: step {step!r} is not a number")
+        if step and (not step.isdigit() or int(step) == 0):
+            raise ValueError(f"cron {name} field {text!r}: step {step!r} must be a number of at least 1")
+        numbers: list[int] = []
         for bound in base.split("-") if base != "*" else []:
             number = names.index(bound) + 1 if bound in names else None
             if number is None:
@@ -115,6 +117,9 @@ def _cron_field(name: str, low: int, high: int, extra: str, text: str) -> None:
                 number = int(bound)
             if not low <= number <= high:
                 raise ValueError(f"cron {name} field {text!r}: {number} is outside {low}-{high}")
+            numbers.append(number)
+        if len(numbers) == 2 and numbers[0] > numbers[1]:
+            raise ValueError(f"cron {name} field {text!r}: the range {base} goes backwards")
 
 
 def _schedule(value: str) -> str:
@@ -147,21 +152,50 @@ def _schedule(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    # The IANA names (tzdata), not host-specific entries such as 'localtime' or 'Factory'.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
 def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'America/Toronto', 'UTC')") from None
+    if value not in _time_zones():
+        close = difflib.get_close_matches(value, sorted(_time_zones()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'America/Toronto', 'UTC'){hint}")
     return value
 
 
-AccountId = Annotated[str, AfterValidator(_account_id)]
+def _quoted_account_id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f'{value} is a number: quote account ids in YAML ("{value:012d}"), or a leading zero is lost')
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # YAML's true/false would otherwise pass as 1/0 days.
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is a boolean; a number of days is expected")
+    return value
+
+
+AccountId = Annotated[str, BeforeValidator(_quoted_account_id), AfterValidator(_account_id)]
 Region = Annotated[str, AfterValidator(_region)]
 Schedule = Annotated[str, AfterValidator(_schedule)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 VaultName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{2,50}$")]
 RoleName = Annotated[str, Field(pattern=r"^[\w+=,.@/-]{1,64}$")]
-Days = Annotated[int, Field(ge=1, le=36500)]
+
+
+# AWS reserves the `aws:` prefix for its own tags.
+def _tag_key(value: str) -> str:
+    if value.lower().startswith("aws:"):
+        raise ValueError(f"{value!r}: the 'aws:' prefix is reserved for AWS's own tags")
+    return value
+
+
+TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w\s.:/=+@-]+$"), AfterValidator(_tag_key)]
+Days = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=36500)]
 
 VaultEvent = Literal[
     "BACKUP_JOB_STARTED",
@@ -271,9 +305,10 @@ class Iam(Model):
 class Tags(Model):
     """Values of the strategy's tag scheme that this stack applies."""
 
-    application: Annotated[str, Field(min_length=1, max_length=256)] = "pgf"
+    # Also the prefix of vault, plan and topic names: letters, digits and '-' only.
+    application: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,29}$")] = "pgf"
     data_classification: Literal["public", "internal", "confidential", "restricted"] = "confidential"
-    extra: dict[Annotated[str, Field(min_length=1, max_length=128)], str] = Field(default_factory=dict)
+    extra: dict[TagKey, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
 
 
 class Bounds(Model):
@@ -385,7 +420,7 @@ class Rule(Lifecycle):
     timezone: TimeZone = "UTC"
     start_window_minutes: Annotated[int, Field(ge=60, le=43200)] = 60
     completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
-    recovery_point_tags: dict[Annotated[str, Field(min_length=1, max_length=128)], str] = Field(default_factory=dict)
+    recovery_point_tags: dict[TagKey, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
     copies: Copies = Copies()
 
     @model_validator(mode="after")
@@ -439,12 +474,13 @@ class Selection(Model):
 StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
 CONTINUOUS_RULE = "continuous"
+MAX_PLAN_RULES = 10
 
 
 class Plan(Model):
     """A tier's backup plan: rules, continuous backup, copies and selection."""
 
-    rules: Annotated[dict[RuleName, Rule], Field(min_length=1, max_length=9)]
+    rules: Annotated[dict[RuleName, Rule], Field(min_length=1)]
     continuous: Continuous | None = None
     selection: Selection = Selection()
     copy_to_backup_account: bool = True
@@ -455,6 +491,11 @@ class Plan(Model):
     def _names(self) -> Plan:
         if CONTINUOUS_RULE in self.rules:
             raise ValueError(f"rules.{CONTINUOUS_RULE}: this name is reserved for the 'continuous' section")
+        if len(self.all_rules()) > MAX_PLAN_RULES:
+            raise ValueError(
+                f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
+                f"{MAX_PLAN_RULES} per plan"
+            )
         return self
 
     def all_rules(self) -> dict[str, Rule]:
@@ -480,6 +521,10 @@ StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLAC
 KmsKeyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")]
 PrincipalArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
 SENSITIVE = ("confidential", "restricted")
+
+
+# Storage classes AWS Backup for S3 skips.
+UNBACKED_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 
 
 class Transition(Model):
@@ -542,6 +587,20 @@ class Bucket(Model):
                 )
         if self.backup and not self.versioning:
             problems.append("versioning: AWS Backup for S3 needs versioning on (or set backup: false)")
+        if self.backup and any(t.storage_class in UNBACKED_CLASSES for t in self.transitions):
+            problems.append(
+                "transitions: AWS Backup for S3 does not back up objects in GLACIER (Flexible Retrieval) or "
+                "DEEP_ARCHIVE, so they would silently leave the backups; use GLACIER_IR, or set backup: false"
+            )
+        days = [t.days for t in self.transitions]
+        if days != sorted(set(days)):
+            problems.append(f"transitions: days {days} must increase from one transition to the next")
+        for transition in self.transitions:
+            if transition.storage_class in ("STANDARD_IA", "ONEZONE_IA") and transition.days < 30:
+                problems.append(
+                    f"transitions: S3 moves objects to {transition.storage_class} after 30 days at the earliest, "
+                    f"not {transition.days}"
+                )
         if self.object_lock and not self.object_lock_enabled:
             problems.append(
                 "object_lock: the bucket must have been created with Object Lock enabled; set "
@@ -559,6 +618,8 @@ class Database(Model):
     region: Region | None = None
     # `customer`: encrypted with a customer-managed key; `aws-managed`: aws/rds (no cross-account copy).
     encryption: Literal["customer", "aws-managed"] = "customer"
+    # The database's own key: its snapshots keep it, so copies to the backup account need a grant on it.
+    kms_key_arn: KmsKeyArn | None = None
 
 
 class AwsConfigRules(Model):
@@ -721,18 +782,23 @@ class StackConfig(Model):
             path = f"{prefix}.continuous" if rule_name == CONTINUOUS_RULE else f"{prefix}.rules.{rule_name}"
             for target in (None, *targets):
                 days = rule.lifecycle(target).delete_after_days
+                inherited = target is not None and getattr(rule.copies, target) is None
                 where = (
                     (f"{path}.retention_days" if rule_name == CONTINUOUS_RULE else f"{path}.delete_after_days")
-                    if target is None or getattr(rule.copies, target) is None
+                    if target is None or inherited
                     else f"{path}.copies.{target}.delete_after_days"
                 )
-                if days < bounds.min_days and not (rule_name == CONTINUOUS_RULE and target is None):
+                # A copy that keeps the rule's lifecycle shares its bounds (reported once, for the rule),
+                # but not always its vault's lock.
+                in_bounds = inherited and rule_name != CONTINUOUS_RULE
+                pitr_window = rule_name == CONTINUOUS_RULE and target is None
+                if not in_bounds and not pitr_window and days < bounds.min_days:
                     floor = " (prod keeps backups at least 35 days)" if tier == "prod" else ""
                     errors.append(
                         f"{where}: {days} is below the {tier} minimum of {bounds.min_days} days{floor} "
                         f"(tier_bounds.{tier})"
                     )
-                if days > bounds.max_days:
+                if days > bounds.max_days and not in_bounds:
                     errors.append(
                         f"{where}: {days} is above the {tier} maximum of {bounds.max_days} days (tier_bounds.{tier})"
                     )
@@ -750,6 +816,16 @@ class StackConfig(Model):
             self.plan is not None and self.plan.copy_to_backup_account
         )
         for name, database in self.databases.items():
+            if database.region not in (None, self.regions.primary):
+                errors.append(
+                    f"databases.{name}.region: {database.region} is not the primary region {self.regions.primary}; "
+                    "backup plans and selections are regional, so this stack would never back it up"
+                )
+            if database.encryption == "customer" and copies_cross_account and database.kms_key_arn is None:
+                errors.append(
+                    f"databases.{name}.kms_key_arn: required: its snapshots keep the database's key, and the copy "
+                    "to the backup account needs a grant on that key (give the key's ARN)"
+                )
             if database.encryption == "aws-managed" and copies_cross_account:
                 errors.append(
                     f"databases.{name}.encryption: an RDS snapshot encrypted with the AWS-managed key aws/rds "
@@ -766,6 +842,12 @@ class StackConfig(Model):
         names: dict[str, str] = {}
         for key, vault in self.vaults.items():
             name = self.vault_name(key)
+            longest = f"{name}-air-gapped" if vault.air_gapped else name
+            if not re.fullmatch(r"[A-Za-z0-9_-]{2,50}", longest):
+                errors.append(
+                    f"vaults.{key}: the vault name {longest!r} (from tags.application and the key, or "
+                    f"vaults.{key}.name) must be 2-50 letters, digits, '-' or '_'"
+                )
             if name in names:
                 errors.append(f"vaults.{key}.name: {name!r} is already the name of vault {names[name]!r}")
             names[name] = key
@@ -890,7 +972,7 @@ def format_errors(error: ValidationError) -> str:
             lines.append(f"{CONFIG_NAMESPACE}:{path}: {message}")
         else:  # cross-key checks: each line already starts with its key path
             lines.extend(f"{CONFIG_NAMESPACE}:{line}" for line in message.splitlines())
-    return "\n".join(lines)
+    return "\n".join(dict.fromkeys(lines))
 
 
 def load(config: Mapping[str, Any], source: str = "stack config") -> StackConfig:

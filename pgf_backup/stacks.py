@@ -28,7 +28,10 @@ from components import (
     S3Protection,
     S3ProtectionArgs,
     VaultLockArgs,
+    vault_access_policy,
 )
+from components.org_backup_policy import MAX_POLICY_CHARACTERS
+from pgf_backup import backup_outputs
 from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
 from pgf_backup.constants import (
     PROJECT,
@@ -117,8 +120,6 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
             "hardened": vault.tier == "prod",
             "copy_in_org_id": cfg.organization.id if is_backup_account else None,
             "copy_in_account_ids": workload_ids if is_backup_account else (),
-            # RDS snapshots keep their source key: the backup account must be able to use it to copy.
-            "key_user_account_ids": () if is_backup_account else (cfg.backup_account_id,),
             "tags": {TAG_BACKUP_TIER: vault.tier},
         }
         built[key] = {}
@@ -200,6 +201,19 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
             tags={TAG_BACKUP_TIER: vault.tier},
             opts=providers.opts(protect=hardened, retain_on_delete=hardened),
         )
+        # Copies in need the destination vault's permission, as for the central vaults.
+        aws.backup.VaultPolicy(
+            f"{key}-air-gapped-policy",
+            backup_vault_name=gap.name,
+            policy=vault_access_policy(
+                partition(cfg.regions.primary),
+                cfg.role_arn(cfg.account_id, cfg.iam.deploy_role),
+                cfg.role_arn(cfg.account_id, cfg.iam.break_glass_role),
+                copy_in_org_id=cfg.organization.id,
+                copy_in_account_ids=sorted({a for n, a in cfg.accounts.items() if n != STACK_BACKUP}),
+            ),
+            opts=providers.opts(),
+        )
         air_gapped[vault.tier] = {
             "arn": gap.arn,
             "lock": {"min": vault.air_gapped.min_retention_days, "max": vault.air_gapped.max_retention_days},
@@ -265,41 +279,33 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
     document = backup_policy(
         plan_name, tier, rules=rules, vault_name=vault_name, service_role_arn=role_arn, regions=[cfg.regions.primary]
     )
-    return json.dumps(document)
+    text = json.dumps(document)
+    if len(text) > MAX_POLICY_CHARACTERS:
+        raise StackConfigError(
+            f"plans.{tier}: its BACKUP_POLICY is {len(text)} characters and AWS Organizations allows "
+            f"{MAX_POLICY_CHARACTERS}; use fewer rules, copy targets or recovery point tags"
+        )
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
 # Workload accounts
 
 
-def _central(outputs: dict[str, Any], path: tuple[str, ...], stack: str) -> Any:
-    """A value from the backup stack's outputs, or a clear error naming what is missing."""
-    value: Any = outputs
-    for part in path:
-        if not isinstance(value, dict) or part not in value or value[part] is None:
-            raise MissingOutputError(
-                f"the backup stack ({stack}) has no output {'.'.join(path)}: deploy `backup` first, "
-                f"and check that it hosts a vault of this tier in that region"
-            )
-        value = value[part]
-    return value
+def _checked(cfg: StackConfig, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The backup stack's outputs, once `backup_outputs.problems` finds nothing wrong with them.
 
-
-def _checked_copy_target(outputs: dict[str, Any], path: tuple[str, ...], stack: str, days: dict[str, int]) -> str:
-    """A central vault ARN, after checking that every copy lifecycle fits its lock."""
-    entry = _central(outputs, path, stack)
-    lock = entry.get("lock")
-    if lock:
-        # Numbers cross a StackReference as floats.
-        low, high = int(lock["min"]), int(lock["max"])
-        for rule, delete_after in days.items():
-            if not low <= delete_after <= high:
-                where = "plan.continuous" if rule == CONTINUOUS_RULE else f"plan.rules.{rule}"
-                raise StackConfigError(
-                    f"{where}: a copy kept {delete_after} days lands in {entry['arn']}, whose lock "
-                    f"allows {low}-{high} days; AWS Backup would fail the copy"
-                )
-    return str(entry["arn"])
+    The rollout driver runs the same check before the stack starts; this is the program's own guard
+    (a plain `pulumi up` of a workload stack).
+    """
+    found = backup_outputs.problems(cfg, outputs)
+    if found:
+        raise MissingOutputError(
+            f"the backup stack ({cfg.backup_stack}) does not provide what this stack needs: "
+            + "; ".join(found)
+            + " (deploy `backup` first if it never was)"
+        )
+    return outputs
 
 
 def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dict[str, Any]]:
@@ -351,8 +357,13 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
             "backup": bucket.backup,
         }
     if cfg.databases:
+        copies_cross_account = cfg.scheduling == "organization" or (
+            cfg.plan is not None and cfg.plan.copy_to_backup_account
+        )
         databases = [
-            DatabaseArgs(identifier=name, kind=db.kind, region=db.region or cfg.regions.primary)
+            DatabaseArgs(
+                identifier=name, kind=db.kind, region=db.region or cfg.regions.primary, kms_key_arn=db.kms_key_arn
+            )
             for name, db in cfg.databases.items()
         ]
         rds = RdsProtection(
@@ -366,6 +377,7 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
                 min_backup_retention_days=cfg.aws_config_rules.min_backup_retention_days,
                 multi_az_required=hardened,
                 config_rules=cfg.aws_config_rules.enabled,
+                copy_account_ids=[cfg.backup_account_id] if copies_cross_account else [],
                 key_guard=guard,
             ),
             providers.opts(),
@@ -386,6 +398,13 @@ def _selection_summary(outputs: dict[str, Any], selected_by: str, continuous: st
     for database in outputs.get("databases", {}).values():
         database["backup"] = selected_by
         database["continuous_rule"] = continuous
+
+
+def _arn_at(path: tuple[str, ...], outputs: dict[str, Any]) -> str:
+    value: Any = outputs
+    for part in path:
+        value = value[part]
+    return str(value["arn"])
 
 
 def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
@@ -409,22 +428,13 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         **data_outputs,
     }
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
-    backup_outputs = reference.outputs
     key = cfg.central_vault_key(tier)
     assert key is not None
     local = vaults[key]
+    checked = reference.outputs.apply(functools.partial(_checked, cfg))
     if cfg.scheduling == "organization":
-        # The policy names the vault by name in every member account: they must agree.
-        def check_name(outputs: dict[str, Any]) -> str:
-            expected = _central(outputs, ("backup_policies", tier, "vault_name"), cfg.backup_stack)
-            if expected != cfg.vault_name(key):
-                raise StackConfigError(
-                    f"vaults.{key}.name: the {tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
-                    f"names it {cfg.vault_name(key)!r}; use the same name"
-                )
-            return str(expected)
-
-        outputs["policy_vault_name"] = backup_outputs.apply(check_name)
+        # The policy names the vault by name in every member account: `_checked` compares them.
+        outputs["policy_vault_name"] = checked.apply(lambda o: o["backup_policies"][tier]["vault_name"])
         _selection_summary(
             outputs, f"BACKUP_POLICY {cfg.tags.application}-{tier}, by tag {TAG_BACKUP_TIER}={tier}", None
         )
@@ -441,19 +451,12 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     primary, copy = cfg.regions.primary, cfg.regions.copy_region
     targets = plan.copy_targets(copy is not None)
     all_rules = plan.all_rules()
-    destinations: dict[CopyTarget, pulumi.Input[str]] = {}
-    if "backup_account" in targets:
-        days = {name: rule.lifecycle("backup_account").delete_after_days for name, rule in all_rules.items()}
-        destinations["backup_account"] = backup_outputs.apply(
-            lambda o: _checked_copy_target(o, ("central_vaults", tier, primary), cfg.backup_stack, days)
-        )
+    destinations: dict[CopyTarget, pulumi.Input[str]] = {
+        target: checked.apply(functools.partial(_arn_at, backup_outputs.target_path(cfg, target)))
+        for target in backup_outputs.needed_targets(cfg)
+    }
     if "copy_region" in targets and copy is not None:
         destinations["copy_region"] = local[copy].vault_arn
-    if "air_gapped" in targets:
-        days = {name: rule.lifecycle("air_gapped").delete_after_days for name, rule in all_rules.items()}
-        destinations["air_gapped"] = backup_outputs.apply(
-            lambda o: _checked_copy_target(o, ("air_gapped_vaults", tier), cfg.backup_stack, days)
-        )
     backup_plan = BackupPlan(
         f"plan-{tier}",
         BackupPlanArgs(

@@ -270,3 +270,57 @@ def test_organization_mode_copies_checked_against_central_locks(project: Project
     # continuous PITR window may be shorter than the prod floor, its copies may not
     assert "plans.prod.continuous.retention_days: 10 is below the prod minimum" in message
     assert "plans.lab" not in message
+
+
+@pytest.mark.parametrize(
+    ("stack", "mutation", "expected"),
+    [
+        ("prod", _set("accounts.prod", 400000000040), "is a number: quote account ids in YAML"),
+        ("prod", _set("plan.rules.daily.delete_after_days", True), "is a boolean; a number of days is expected"),
+        ("prod", _set("plan.rules.daily.schedule", "cron(0/0 5 ? * * *)"), "step '0' must be a number of at least 1"),
+        ("prod", _set("plan.rules.yearly.schedule", "cron(0 5 1 1 ? 2030-2025)"), "the range 2030-2025 goes backwards"),
+        ("prod", _set("plan.rules.daily.timezone", "localtime"), "is not an IANA time zone"),
+        ("prod", _set("plan.rules.daily.timezone", "America/Toront"), "did you mean 'America/Toronto'?"),
+        ("prod", _set("tags.extra", {"aws:owner": "x"}), "the 'aws:' prefix is reserved"),
+        ("prod", _set("plan.rules.daily.recovery_point_tags", {"aws:x": "y"}), "the 'aws:' prefix is reserved"),
+        ("prod", _set("tags.application", "pgf app"), "pgf-backup:tags.application"),
+        (
+            "backup",
+            _set("vaults.prod.name", "p" * 45),
+            "the vault name '" + "p" * 45 + "-air-gapped' (from tags.application and the key, or vaults.prod.name) "
+            "must be 2-50",
+        ),
+        (
+            "prod",
+            _set("plan.rules", {f"r{i}": {"schedule": "rate(1 day)", "delete_after_days": 35} for i in range(10)}),
+            "11 rules (continuous backup included), AWS Backup allows 10 per plan",
+        ),
+        ("prod", _set("databases.pgf-core.region", "ca-west-1"), "backup plans and selections are regional"),
+        ("prod", _delete("databases.pgf-core.kms_key_arn"), "databases.pgf-core.kms_key_arn: required"),
+        (
+            "prod",
+            _set("buckets.pgf-exports-prod.transitions", [{"days": 200, "storage_class": "DEEP_ARCHIVE"}]),
+            "does not back up objects in GLACIER (Flexible Retrieval) or DEEP_ARCHIVE",
+        ),
+        (
+            "prod",
+            _set("buckets.pgf-exports-prod.transitions", [{"days": 10, "storage_class": "STANDARD_IA"}]),
+            "STANDARD_IA after 30 days at the earliest, not 10",
+        ),
+        (
+            "prod",
+            _set(
+                "buckets.pgf-exports-prod.transitions",
+                [{"days": 90, "storage_class": "GLACIER_IR"}, {"days": 60, "storage_class": "STANDARD_IA"}],
+            ),
+            "days [90, 60] must increase",
+        ),
+    ],
+)
+def test_values_aws_would_reject_are_refused(project: Project, stack: str, mutation: Mutation, expected: str) -> None:
+    assert expected in _error(project, stack, mutation)
+
+
+def test_one_problem_is_reported_once(project: Project) -> None:
+    message = _error(project, "lab", _set("plan.rules.weekly.delete_after_days", 30))
+    assert message.count("plan.rules.weekly.delete_after_days: 30 is above the lab maximum") == 1

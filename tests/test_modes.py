@@ -48,20 +48,17 @@ def test_prod_plan_copies_to_the_backup_account_and_the_copy_region(run_stack: R
     assert rules["yearly"]["lifecycle"] == {"deleteAfter": 2555, "coldStorageAfter": 30}
 
 
-@pytest.mark.parametrize(("stack", "days"), [("lab", {7, 14}), ("dev", {7, 14})])
-def test_lab_and_dev_keep_their_own_retention(run_stack: RunStack, stack: str, days: set[int]) -> None:
+@pytest.mark.parametrize(
+    ("stack", "account", "days"), [("lab", "200000000020", {7, 14}), ("dev", "300000000030", {7, 14})]
+)
+def test_lab_and_dev_keep_their_own_retention(run_stack: RunStack, stack: str, account: str, days: set[int]) -> None:
     rules = _plan_rules(run_stack(stack))
-    assert {r["lifecycle"]["deleteAfter"] for r in rules.values()} <= days
+    assert {r["lifecycle"]["deleteAfter"] for r in rules.values()} == days
     for rule in rules.values():
-        arns = [c["destinationVaultArn"] for c in rule["copyActions"]]
-        assert (
-            arns
-            == [
-                f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-{stack}",
-                f"arn:aws:backup:ca-west-1:{run_stack(stack)['outputs']['account_id']}:backup-vault:pgf-{stack}",
-            ]
-            or len(arns) == 2
-        )
+        assert [c["destinationVaultArn"] for c in rule["copyActions"]] == [
+            f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-{stack}",
+            f"arn:aws:backup:ca-west-1:{account}:backup-vault:pgf-{stack}",
+        ]
 
 
 def test_selection_by_the_strategy_tags(run_stack: RunStack) -> None:
@@ -78,12 +75,20 @@ def test_selection_by_the_strategy_tags(run_stack: RunStack) -> None:
     assert selection["inputs"]["iamRoleArn"] == "arn:aws:iam::400000000040:role/pgf-backup-service-role"
 
 
-def test_workload_key_lets_the_backup_account_copy(run_stack: RunStack) -> None:
-    (key,) = [k for k in _of_type(run_stack("prod"), "aws:kms/key:Key") if k["name"] == "prod-ca-central-1-key"]
-    statements = {s["Sid"]: s for s in json.loads(key["inputs"]["policy"])["Statement"]}
-    copies = statements["CopiesByTheBackupAccount"]
-    assert copies["Principal"] == {"AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]}
-    assert "kms:CreateGrant" in copies["Action"] and "kms:Decrypt" in copies["Action"]
+def test_database_keys_are_granted_to_the_backup_account_for_copies(run_stack: RunStack) -> None:
+    # RDS snapshots keep the database's own key: the copy into the backup account needs a grant on it.
+    grants = {g["inputs"]["keyId"]: g["inputs"] for g in _of_type(run_stack("prod"), "aws:kms/grant:Grant")}
+    assert set(grants) == {
+        "arn:aws:kms:ca-central-1:400000000040:key/0c1e5d8a-1f2b-4c3d-9e8f-400000000040",
+        "arn:aws:kms:ca-central-1:400000000040:key/7a6b5c4d-3e2f-4a1b-8c9d-400000000040",
+    }
+    for grant in grants.values():
+        assert grant["granteePrincipal"] == f"arn:aws:iam::{BACKUP_ACCOUNT}:root"
+        assert set(grant["operations"]) == {"Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom"}
+        assert grant["retireOnDelete"] is True
+    (vault_key,) = [k for k in _of_type(run_stack("prod"), "aws:kms/key:Key") if k["name"] == "prod-ca-central-1-key"]
+    principals = json.dumps([s["Principal"] for s in json.loads(vault_key["inputs"]["policy"])["Statement"]])
+    assert BACKUP_ACCOUNT not in principals  # the vault key is not shared: copies re-encrypt in the backup account
 
 
 def test_region_settings_opt_in_the_configured_services(run_stack: RunStack) -> None:
@@ -104,14 +109,22 @@ def test_backup_account_outputs_what_workloads_read(backup_outputs: dict[str, An
 
 
 def test_air_gapped_vault_in_the_backup_account(run_stack: RunStack) -> None:
-    (vault,) = _of_type(run_stack("backup"), "aws:backup/logicallyAirGappedVault:LogicallyAirGappedVault")
+    plan = run_stack("backup")
+    (vault,) = _of_type(plan, "aws:backup/logicallyAirGappedVault:LogicallyAirGappedVault")
     assert vault["inputs"]["minRetentionDays"] == 35 and vault["inputs"]["maxRetentionDays"] == 3650
     assert vault["protect"]
+    (policy,) = [
+        p for p in _of_type(plan, "aws:backup/vaultPolicy:VaultPolicy") if p["name"] == "prod-air-gapped-policy"
+    ]
+    assert policy["inputs"]["backupVaultName"] == "pgf-prod-air-gapped"
+    statements = {s["Sid"]: s for s in json.loads(policy["inputs"]["policy"])["Statement"]}
+    assert statements["CopyIntoVaultFromTheOrganization"]["Action"] == "backup:CopyIntoBackupVault"
+    assert "DenyRecoveryPointDeletionExceptBreakGlass" in statements
 
 
 def test_missing_backup_outputs_are_a_clear_error(run_stack: RunStack) -> None:
     with pytest.raises(
-        MissingOutputError, match=r"no output central_vaults\.prod\.ca-central-1: deploy `backup` first"
+        MissingOutputError, match=r"output 'central_vaults\.prod\.ca-central-1\.arn' is missing.*deploy `backup` first"
     ):
         run_stack("prod", refs={})
 
@@ -287,3 +300,21 @@ def test_organization_mode_refuses_a_workload_plan(org_project: Project, tmp_pat
     (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="in organization mode the plan comes from the backup stack"):
         Project.find(root).load_config("prod")
+
+
+def test_a_backup_policy_over_the_size_limit_names_the_plan(
+    run_stack: RunStack, org_project: Project, tmp_path: Path
+) -> None:
+    from pgf_backup.config import ConfigError
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(org_project.root / name, tmp_path / name)
+    backup = yaml.safe_load((org_project.root / "Pulumi.backup.yaml").read_text())
+    tags = {f"evidence-{i}": "x" * 200 for i in range(20)}
+    for rule in backup["config"]["pgf-backup:plans"]["prod"]["rules"].values():
+        rule["recovery_point_tags"] = tags
+    (tmp_path / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+    with pytest.raises(
+        ConfigError, match=r"plans.prod: its BACKUP_POLICY is \d+ characters and AWS Organizations allows 10000"
+    ):
+        run_stack("backup", Project.find(tmp_path))

@@ -20,9 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
+from pgf_backup import backup_outputs
 from pgf_backup.automation.cli import ExitStatus
 from pgf_backup.config import StackConfig
-from pgf_backup.constants import ROLE_WORKLOAD, STACK_BACKUP
+from pgf_backup.constants import STACK_BACKUP
 
 Operation = Literal["preview", "up", "refresh", "destroy", "drift"]
 OPERATIONS: tuple[Operation, ...] = ("preview", "up", "refresh", "destroy", "drift")
@@ -326,38 +327,12 @@ class Rollout:
 
 
 def missing_backup_outputs(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
-    """What a workload stack needs from `backup`'s outputs and does not find there (empty: all good).
+    """What keeps a workload stack from using `backup`'s outputs (empty: all good).
 
-    The same paths the program reads through its StackReference (`pgf_backup.stacks`): the central
-    vault of its tier in its primary region and the air-gapped vault when its plan copies there
-    (account mode), or its tier's backup policy (organization mode); and the backup account must
-    be the one its config names.
+    The program's own check (`pgf_backup.backup_outputs`): the vaults it copies into exist, every
+    copy lifecycle fits their locks, the backup account is the configured one.
     """
-    if cfg.role != ROLE_WORKLOAD or cfg.tier is None:
-        return []
-    problems: list[str] = []
-    account = outputs.get("account_id")
-    if account is None:
-        problems.append("output 'account_id' is missing")
-    elif account != cfg.backup_account_id:
-        problems.append(
-            f"output 'account_id' is {account}, but this stack's accounts.backup is {cfg.backup_account_id}"
-        )
-    needed: list[tuple[str, ...]] = []
-    if cfg.scheduling == "organization":
-        needed.append(("backup_policies", cfg.tier, "vault_name"))
-    elif cfg.plan is not None:
-        if cfg.plan.copy_to_backup_account:
-            needed.append(("central_vaults", cfg.tier, cfg.regions.primary, "arn"))
-        if cfg.plan.copy_to_air_gapped:
-            needed.append(("air_gapped_vaults", cfg.tier, "arn"))
-    for path in needed:
-        value: Any = outputs
-        for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if not value:
-            problems.append(f"output '{'.'.join(path)}' is missing")
-    return problems
+    return backup_outputs.problems(cfg, outputs)
 
 
 def policy_message(findings: Sequence[tuple[str, str]]) -> str:

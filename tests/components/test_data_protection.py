@@ -255,7 +255,7 @@ def test_prod_outputs_say_how_each_bucket_and_database_is_protected(run_stack: C
     exports = outputs["buckets"]["pgf-exports-prod"]
     assert exports["versioning"] and exports["public_access_blocked"] and exports["tls_only_policy"]
     assert exports["sse_kms_key"].startswith("arn:aws:kms:ca-central-1:400000000040:key/")
-    assert exports["transitions"] == ["GLACIER_IR after 30 days", "DEEP_ARCHIVE after 180 days"]
+    assert exports["transitions"] == ["STANDARD_IA after 30 days", "GLACIER_IR after 90 days"]
     assert exports["backup"] == "plan pgf-prod, selection by ARN"
     core = outputs["databases"]["pgf-core"]
     assert core == {
