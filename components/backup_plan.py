@@ -152,5 +152,7 @@ class BackupPlan(pulumi.ComponentResource):
                 plan_id=plan.id,
                 iam_role_arn=args.service_role_arn,
                 resources=chunk,
+                # Selections are unioned: an exclusion must be repeated in each to hold.
+                not_resources=list(args.not_resources) or None,
                 opts=opts,
             )

@@ -106,6 +106,7 @@ def test_explicit_arns_are_selected_in_chunks_of_100(pulumi_mocks: Harness) -> N
     assert selections["plan-listed-1"]["resources"] == arns[:100]
     assert selections["plan-listed-2"]["resources"] == arns[100:]
     assert "conditions" not in selections["plan-listed-1"]
+    assert all(s["notResources"] == ["arn:aws:s3:::scratch"] for s in selections.values())
 
 
 @pytest.mark.parametrize(
