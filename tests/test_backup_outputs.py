@@ -36,9 +36,7 @@ def test_a_copy_its_central_lock_would_refuse(project: Project, backup_outputs: 
 def test_only_the_targets_the_plan_copies_to_are_needed(project: Project, backup_outputs: dict[str, Any]) -> None:
     outputs = {**_copy(backup_outputs), "air_gapped_vaults": {}}
     assert wiring.problems(project.load_config("lab"), outputs) == []
-    assert wiring.problems(project.load_config("prod"), outputs) == [
-        "output 'air_gapped_vaults.prod.arn' is missing"
-    ]
+    assert wiring.problems(project.load_config("prod"), outputs) == ["output 'air_gapped_vaults.prod.arn' is missing"]
 
 
 def test_another_backup_account(project: Project, backup_outputs: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import TextIO
 from pgf_backup.automation.offline import Project
 from pgf_backup.automation.planner import known_stacks, plan_all, rollout_order, summarize, write_json
 from pgf_backup.config import ConfigError
+from pgf_backup.constants import STACK_BACKUP
 
 
 class ExitStatus(IntEnum):
@@ -27,16 +28,42 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+def _writable_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{folder} is not a folder; choose another path")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+
+
 def output_file(text: str) -> Path:
     """argparse type of a file to write: its folder must exist, so a run never fails at its end."""
     path = Path(text)
-    folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name (e.g. {path / 'plan.json'})")
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+    _writable_folder(path.parent)
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """argparse type of a folder to write files in: writable, or creatable in a writable folder."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder; give a folder (created if missing)")
+    _writable_folder(path if path.is_dir() else path.parent)
+    return path
+
+
+def project_folder(text: str) -> Path:
+    """argparse type of `--project-dir`: an existing folder holding Pulumi.yaml (no search above it)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {text} does not exist; give the folder that holds Pulumi.yaml")
+    if not (path / "Pulumi.yaml").is_file():
+        raise argparse.ArgumentTypeError(
+            f"folder {text} has no Pulumi.yaml; give the project's folder (the one with Pulumi.yaml)"
+        )
     return path
 
 
@@ -57,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="pgf-backup", description="PGF's multi-account AWS Backup rollout.")
     parser.add_argument(
-        "--project-dir", type=Path, default=None, help="folder holding Pulumi.yaml (default: found from here)"
+        "--project-dir",
+        type=project_folder,
+        default=None,
+        help="folder holding Pulumi.yaml (default: found at or above the current folder)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plan = sub.add_parser("plan", help="offline plan of the rollout under Pulumi's mock runtime, policy-gated")
@@ -76,15 +106,29 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
     from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate
     from pgf_backup.automation.offline import StackPlan
     from pgf_backup.automation.planner import summarize_policy
+    from pgf_backup.automation.preflight import consistency_problems
 
     project = Project.find(args.project_dir)
     stacks = rollout_order(args.stacks, known_stacks(project))
-    # Every stack file validates before anything is evaluated.
-    configs = {stack: project.load_config(stack) for stack in stacks}
+    # Every stack file validates, and agrees with the others, before anything is evaluated.
+    configs = {stack: project.load_config(stack) for stack in dict.fromkeys([STACK_BACKUP, *stacks])}
+    problems = consistency_problems(project, configs)
+    for problem in problems:
+        print(f"error: {problem}", file=err)
+    if problems:
+        return ExitStatus.USAGE
+    project.require_program()
+
+    def warn(stack: str, warnings: Sequence[str]) -> None:
+        for warning in warnings:
+            print(f"warning: stack {stack}: {warning}", file=err)
+
     try:
-        with PolicyGate(project.root / POLICY_DIR) as gate:  # the pack starts while the first stack evaluates
+        gate = PolicyGate(project.root / POLICY_DIR, warn=lambda message: print(f"warning: {message}", file=err))
+        with gate:  # the pack starts while the first stack evaluates
 
             def on_stack(plan: StackPlan) -> None:
+                warn(plan.stack, plan.warnings)
                 summarize(plan, out)
                 plan.policy = gate.check(plan, project.name, configs[plan.stack]).to_json()
                 summarize_policy(plan, out)
@@ -97,6 +141,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
         write_json(result, args.json)
         print(f"plan written to {args.json}", file=out)
     for failure in result.failures:
+        warn(failure.stack, failure.warnings)
         print(f"error: stack {failure.stack}: {failure}", file=err)
         return ExitStatus.USAGE if failure.exit_code == ExitStatus.USAGE else ExitStatus.FAILED
     refused = [plan.stack for plan in result.plans if plan.policy is not None and not plan.policy["passed"]]

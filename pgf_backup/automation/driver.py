@@ -12,11 +12,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from pgf_backup.automation import preflight
-from pgf_backup.automation.cli import ExitStatus, output_file
+from pgf_backup.automation.cli import ExitStatus, output_file, output_folder
 from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
 from pgf_backup.automation.planner import known_stacks, rollout_order, stack_reference_name
 from pgf_backup.automation.rollout import (
@@ -80,7 +79,10 @@ def add_commands(sub: Any) -> None:
         )
         parser.add_argument("--json", type=output_file, metavar="FILE", help="write the summary as JSON to FILE")
         parser.add_argument(
-            "--log-dir", type=Path, metavar="DIR", help="folder for the per-stack logs (default: .pulumi/logs/<run>)"
+            "--log-dir",
+            type=output_folder,
+            metavar="DIR",
+            help="folder for the per-stack logs (default: .pulumi/logs/<run>)",
         )
         parser.set_defaults(handler=run_command)
         parser.add_argument(
@@ -119,6 +121,7 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatu
         try:
             if args.offline:
                 configs = preflight.load_configs(project, stacks)
+                project.require_program()
                 runner: Runner = offline_runner(project, configs, progress, resources)
             else:
                 runner, configs = live_runner(project, stacks, operation, args, progress)
@@ -164,10 +167,16 @@ def live_runner(
     project: Project, stacks: Sequence[str], operation: Operation, args: argparse.Namespace, progress: Progress
 ) -> tuple[Runner, dict[str, StackConfig]]:
     """Preflight, then the Automation API runner (PreflightError when something is wrong)."""
+    from pgf_backup.automation.gate import POLICY_DIR, missing_tier_config
     from pgf_backup.automation.live import LiveRunner, TrackedPulumiCommand, resolve_backend
 
     backend = resolve_backend(args.backend_url, os.environ, project.root)
     checked = preflight.run(project, stacks, operation, backend_url=backend, cli_factory=TrackedPulumiCommand)
+    if operation in ("preview", "up"):
+        for stack in stacks:
+            missing = missing_tier_config(project.root / POLICY_DIR, checked.configs[stack].tier)
+            if missing is not None:
+                progress.message(f"warning: stack {stack}: {missing}")
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log_dir = args.log_dir or project.root / ".pulumi" / "logs" / f"{run_id}-{operation}"
     progress.message(f"backend {backend}; logs in {log_dir}")
@@ -184,7 +193,9 @@ def offline_runner(
     from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate
 
     try:
-        gate = resources.enter_context(PolicyGate(project.root / POLICY_DIR))
+        gate = resources.enter_context(
+            PolicyGate(project.root / POLICY_DIR, warn=lambda message: progress.message(f"warning: {message}"))
+        )
     except GateError as error:
         raise preflight.PreflightError([preflight.Problem(f"policy gate: {error}")]) from None
 
@@ -263,16 +274,22 @@ class OfflineRunner:
                     return OpResult(Outcome.FAILED, message=f"the backup stack's outputs lack {'; '.join(missing)}")
                 references = {cfg.backup_stack: outputs, stack_reference_name(self._project, STACK_BACKUP): outputs}
             plan = plan_stack(self._project, stack, references)
+            self._warn(stack, plan.warnings)
             with self._gate_lock:
                 plan.policy = self._policy(plan, cfg)
         except StackError as error:
             if self._cancelled.is_set():  # Ctrl-C reached the evaluation's process too
                 return OpResult(Outcome.INTERRUPTED, message="interrupted")
+            self._warn(error.stack, error.warnings)
             return OpResult(Outcome.FAILED, message=str(error))
         if stack == STACK_BACKUP:
             with self._lock:
                 self._outputs = plan.outputs
         return self._result(plan)
+
+    def _warn(self, stack: str, warnings: Sequence[str]) -> None:
+        for warning in warnings:
+            self._progress.message(f"warning: stack {stack}: {warning}")
 
     def _backup_outputs(self) -> dict[str, Any]:
         with self._lock:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -116,17 +116,34 @@ def load_policy_config(path: Path) -> dict[str, Any]:
     """A policy config file: `{"<policy>": "<level>" | {"enforcementLevel": ..., <settings>}, "all": ...}`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise GateError(f"policy config {path}: {error}") from None
     if not isinstance(data, dict):
         raise GateError(f"policy config {path}: expected a JSON object keyed by policy name")
     return data
 
 
-def tier_config(policy_dir: Path, tier: str | None) -> dict[str, Any]:
-    """The pack's shipped config for a tier (`policy/config/<tier>.json`), or {} when there is none."""
+def missing_tier_config(policy_dir: Path, tier: str | None) -> str | None:
+    """A warning when a workload tier has no shipped config (`policy/config/<tier>.json`), else None."""
     path = policy_dir / CONFIG_DIR / f"{tier}.json"
-    return load_policy_config(path) if tier and path.is_file() else {}
+    if tier is None or path.is_file():
+        return None
+    return (
+        f"{path} is missing: the {tier} tier is checked with the policy pack's default enforcement levels and settings"
+    )
+
+
+def tier_config(policy_dir: Path, tier: str | None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The pack's shipped config for a tier (`policy/config/<tier>.json`), or {} (with a warning) when there is none."""
+    missing = missing_tier_config(policy_dir, tier)
+    if missing is not None:
+        (warn or _warn)(missing)
+        return {}
+    return load_policy_config(policy_dir / CONFIG_DIR / f"{tier}.json") if tier else {}
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def stack_settings(cfg: StackConfig) -> dict[str, Any]:
@@ -360,6 +377,7 @@ class PolicyGate:
         max_processes: int | None = None,
         python: str | None = None,
         startup_timeout: float = 60.0,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.policy_dir = policy_dir.resolve()
         if not (self.policy_dir / "PulumiPolicy.yaml").is_file():
@@ -371,6 +389,8 @@ class PolicyGate:
         self._packs: list[_Pack] = []
         self._policies: list[PolicyInfo] | None = None
         self.pack_name = ""
+        self._warn = warn or _warn
+        self._warned: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -488,8 +508,15 @@ class PolicyGate:
 
     def check(self, plan: StackPlan, project: str, cfg: StackConfig) -> Verdict:
         """The verdict on a stack the offline engine planned: its tier's shipped config plus its own settings."""
-        config = with_settings(tier_config(self.policy_dir, cfg.tier), self.policies, stack_settings(cfg))
+        config = with_settings(
+            tier_config(self.policy_dir, cfg.tier, self._warn_once), self.policies, stack_settings(cfg)
+        )
         return self.analyze(plan.stack, project, plan.resources, config)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
 
 
 def _violations(response: Any, default_urn: str) -> list[Violation]:

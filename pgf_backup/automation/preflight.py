@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import yaml
 from pulumi.automation import InvalidVersionError, PulumiCommand
 from semver import VersionInfo
 
@@ -96,11 +95,20 @@ def load_configs(project: Project, stacks: Sequence[str]) -> dict[str, StackConf
 
 
 def consistency_problems(project: Project, configs: Mapping[str, StackConfig]) -> list[Problem]:
-    """Across stack files: the same account ids, and references to the stack the driver deploys."""
+    """Across stack files: the same account ids and scheduling mode, and references to the stack the driver deploys."""
     problems: list[Problem] = []
     reference = configs.get(STACK_BACKUP)
     for stack, cfg in configs.items():
         if reference is not None and stack != STACK_BACKUP:
+            # The backup stack writes the organization's policies or nothing: the modes cannot be mixed.
+            if cfg.scheduling != reference.scheduling:
+                problems.append(
+                    Problem(
+                        f"scheduling is {reference.scheduling!r} in {project.stack_file(STACK_BACKUP).name} but "
+                        f"{cfg.scheduling!r} in {project.stack_file(stack).name}; switch every stack file together",
+                        stack,
+                    )
+                )
             for name, account in cfg.accounts.items():
                 expected = reference.accounts.get(name)
                 if expected is not None and expected != account:
@@ -174,10 +182,10 @@ def secrets_problems(
 
 def _secrets_provider(project: Project, stack: str) -> str | None:
     try:
-        settings = yaml.safe_load(project.stack_file(stack).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        settings = project.stack_settings(stack)
+    except ConfigError:
         return None  # load_configs has already reported an unreadable stack file
-    value = settings.get("secretsprovider") if isinstance(settings, dict) else None
+    value = settings.get("secretsprovider")
     return str(value) if value else None
 
 
@@ -267,7 +275,7 @@ def verify_target(target: DeployTarget, sts: StsFactory) -> Problem | None:
         return Problem(
             f"cannot assume the deploy role {target.role_arn}: {info.get('Code', 'error')}: "
             f"{info.get('Message', error)}. The role must exist in account {target.account_id} and trust the "
-            "identity running the rollout (docs/operations.md, 'Roles in each account')",
+            "identity running the rollout (README.md, 'Operations: the multi-account rollout', 'Prerequisites')",
             where,
         )
     except BotoCoreError as error:

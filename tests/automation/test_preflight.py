@@ -213,7 +213,8 @@ def test_a_role_that_cannot_be_assumed_is_named():
     assert problem == Problem(
         "cannot assume the deploy role arn:aws:iam::300000000030:role/pgf-backup-deploy: AccessDenied: "
         "User: arn:aws:iam::111111111111:user/ci is not authorized. The role must exist in account "
-        "300000000030 and trust the identity running the rollout (docs/operations.md, 'Roles in each account')",
+        "300000000030 and trust the identity running the rollout (README.md, 'Operations: the multi-account "
+        "rollout', 'Prerequisites')",
         "dev",
     )
 
