@@ -10,18 +10,17 @@ import pulumi
 import pulumi_aws as aws
 
 from components.policies import (
+    KEY_DELETION_WINDOW_DAYS,
     KEY_GRANT_ACTIONS,
     KEY_USE_ACTIONS,
     KEY_VIA_SERVICES,
     KeyGuard,
     Statement,
-    document,
     key_policy,
     root_arn,
+    service_may_publish,
     vault_access_policy,
 )
-
-KEY_DELETION_WINDOW_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -223,18 +222,7 @@ class BackupVault(pulumi.ComponentResource):
         aws.sns.TopicPolicy(
             f"{name}-events-policy",
             arn=topic.arn,
-            policy=document(
-                [
-                    {
-                        "Sid": "AwsBackupPublishes",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "backup.amazonaws.com"},
-                        "Action": "SNS:Publish",
-                        "Resource": topic_arn,
-                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                    }
-                ]
-            ),
+            policy=service_may_publish("AwsBackupPublishes", "backup.amazonaws.com", topic_arn, args.account_id),
             opts=opts,
         )
         aws.backup.VaultNotifications(

@@ -56,6 +56,10 @@ KEY_DESTRUCTIVE_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey")
 KEY_POLICY_ACTIONS = ("kms:PutKeyPolicy",)
 
 
+# The longest deletion window KMS allows: a month to notice and cancel a scheduled deletion.
+KEY_DELETION_WINDOW_DAYS = 30
+
+
 def root_arn(partition: str, account_id: str) -> str:
     """The account principal (delegates to the account's IAM policies)."""
     return f"arn:{partition}:iam::{account_id}:root"
@@ -158,3 +162,19 @@ def vault_access_policy(
             }
         )
     return document(statements)
+
+
+def service_may_publish(sid: str, service: str, topic_arn: str, account_id: str) -> str:
+    """An SNS topic policy letting one AWS service publish, on behalf of this account only."""
+    return document(
+        [
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "SNS:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        ]
+    )

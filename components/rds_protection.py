@@ -14,7 +14,14 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.policies import KeyGuard, Statement, document, key_policy, root_arn
+from components.policies import (
+    KEY_DELETION_WINDOW_DAYS,
+    KeyGuard,
+    Statement,
+    key_policy,
+    root_arn,
+    service_may_publish,
+)
 
 # What a cross-account snapshot copy needs of the source key (RDS creates grants of its own).
 COPY_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom")
@@ -158,7 +165,7 @@ class RdsProtection(pulumi.ComponentResource):
             f"{name}-alerts-key",
             description=f"pgf-backup {args.tier} compliance alerts",
             enable_key_rotation=True,
-            deletion_window_in_days=30,
+            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             policy=key_policy(args.partition, args.account_id, statements, args.key_guard),
             tags=args.tags,
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=guarded, retain_on_delete=guarded)),
@@ -186,18 +193,7 @@ class RdsProtection(pulumi.ComponentResource):
         aws.sns.TopicPolicy(
             f"{name}-alerts-policy",
             arn=topic.arn,
-            policy=document(
-                [
-                    {
-                        "Sid": "EventBridgePublishes",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "events.amazonaws.com"},
-                        "Action": "SNS:Publish",
-                        "Resource": topic_arn,
-                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                    }
-                ]
-            ),
+            policy=service_may_publish("EventBridgePublishes", "events.amazonaws.com", topic_arn, args.account_id),
             opts=opts,
         )
         aws.cloudwatch.EventTarget(f"{name}-alerts-target", rule=rule.name, arn=topic.arn, opts=opts)

@@ -13,9 +13,15 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.policies import KEY_USE_ACTIONS, KeyGuard, Statement, document, key_policy, root_arn
-
-KEY_DELETION_WINDOW_DAYS = 30
+from components.policies import (
+    KEY_DELETION_WINDOW_DAYS,
+    KEY_USE_ACTIONS,
+    KeyGuard,
+    Statement,
+    document,
+    key_policy,
+    root_arn,
+)
 
 
 @dataclass(frozen=True)
