@@ -9,6 +9,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.keys import customer_managed_key
 from components.policies import (
     KEY_DELETION_WINDOW_DAYS,
     KEY_GRANT_ACTIONS,
@@ -148,7 +149,7 @@ class BackupVault(pulumi.ComponentResource):
     def _create_key(self, name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         args = self._args
         description = f"AWS Backup vault {args.vault_name} ({args.tier}, {args.region})"
-        key: aws.kms.Key | aws.kms.ReplicaKey
+        alias = f"alias/pgf-backup/{args.vault_name}"
         if args.replica_of_key_arn is not None:
             # A replica shares the primary's key material and rotation.
             key = aws.kms.ReplicaKey(
@@ -160,24 +161,20 @@ class BackupVault(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=opts,
             )
-        else:
-            key = aws.kms.Key(
-                f"{name}-key",
-                description=description,
-                enable_key_rotation=True,
-                deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-                multi_region=args.multi_region_key,
-                policy=self._key_policy(),
-                tags=args.tags,
-                opts=opts,
+            aws.kms.Alias(
+                f"{name}-alias", name=alias, target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=self)
             )
-        aws.kms.Alias(
-            f"{name}-alias",
-            name=f"alias/pgf-backup/{args.vault_name}",
-            target_key_id=key.key_id,
-            opts=pulumi.ResourceOptions(parent=self),
+            return key.arn
+        primary = customer_managed_key(
+            name,
+            description=description,
+            policy=self._key_policy(),
+            tags=args.tags,
+            opts=opts,
+            multi_region=args.multi_region_key,
+            alias=alias,
         )
-        return key.arn
+        return primary.arn
 
     # -- vault settings ------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.keys import customer_managed_key
 from components.policies import (
-    KEY_DELETION_WINDOW_DAYS,
     KeyGuard,
     Statement,
     key_policy,
@@ -161,11 +161,9 @@ class RdsProtection(pulumi.ComponentResource):
             },
         ]
         guarded = args.key_guard is not None
-        key = aws.kms.Key(
-            f"{name}-alerts-key",
+        key = customer_managed_key(
+            f"{name}-alerts",
             description=f"pgf-backup {args.tier} compliance alerts",
-            enable_key_rotation=True,
-            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             policy=key_policy(args.partition, args.account_id, statements, args.key_guard),
             tags=args.tags,
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=guarded, retain_on_delete=guarded)),

@@ -13,8 +13,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.keys import customer_managed_key
 from components.policies import (
-    KEY_DELETION_WINDOW_DAYS,
     KEY_USE_ACTIONS,
     KeyGuard,
     Statement,
@@ -137,20 +137,13 @@ class S3Protection(pulumi.ComponentResource):
                 },
             },
         ]
-        key = aws.kms.Key(
-            f"{name}-key",
+        key = customer_managed_key(
+            name,
             description=f"SSE-KMS of bucket {args.bucket} (pgf-backup)",
-            enable_key_rotation=True,
-            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             policy=key_policy(args.partition, args.account_id, statements, args.key_guard),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.key_guard is not None, retain_on_delete=True),
-        )
-        aws.kms.Alias(
-            f"{name}-alias",
-            name=f"alias/pgf-backup/s3/{args.bucket}",
-            target_key_id=key.key_id,
-            opts=pulumi.ResourceOptions(parent=self),
+            alias=f"alias/pgf-backup/s3/{args.bucket}",
         )
         return key.arn
 

@@ -310,28 +310,26 @@ class LiveRunner:
     # -- operations --------------------------------------------------------------------------------
 
     def _preview(self, session: _Session) -> OpResult:
-        blocked = self._backup_outputs_problem(session)
-        if blocked:
-            return OpResult(Outcome.FAILED, message=blocked)
-        result = self._stack(session.stack, create=True).preview(
-            policy_packs=list(POLICY_PACKS),
-            policy_pack_configs=self._policy_pack_configs(session.stack),
-            message=f"{PROJECT} preview",
-            **session.callbacks(),
-        )
-        return OpResult(Outcome.SUCCEEDED, changes=_changes(result.change_summary))
+        return self._gated(session, "preview", lambda result: result.change_summary)
 
     def _up(self, session: _Session) -> OpResult:
+        return self._gated(session, "up", lambda result: result.summary.resource_changes)
+
+    def _gated(
+        self, session: _Session, operation: str, changes_of: Callable[[Any], Mapping[Any, int] | None]
+    ) -> OpResult:
+        """`preview` or `up`: the backup stack's outputs checked first, then the operation under the policy pack."""
         blocked = self._backup_outputs_problem(session)
         if blocked:
             return OpResult(Outcome.FAILED, message=blocked)
-        result = self._stack(session.stack, create=True).up(
+        run = getattr(self._stack(session.stack, create=True), operation)
+        result = run(
             policy_packs=list(POLICY_PACKS),
             policy_pack_configs=self._policy_pack_configs(session.stack),
-            message=f"{PROJECT} up",
+            message=f"{PROJECT} {operation}",
             **session.callbacks(),
         )
-        return OpResult(Outcome.SUCCEEDED, changes=_changes(result.summary.resource_changes))
+        return OpResult(Outcome.SUCCEEDED, changes=_changes(changes_of(result)))
 
     def _policy_pack_configs(self, stack: str) -> list[str] | None:
         """The pack's shipped config of the stack's tier (`policy/config/<tier>.json`), as the offline gate uses."""
