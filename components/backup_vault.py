@@ -56,6 +56,9 @@ class BackupVaultArgs:
     # Who may copy recovery points into this vault (cross-account copies).
     copy_in_org_id: str | None = None
     copy_in_account_ids: Sequence[str] = ()
+    # Accounts that copy recovery points out of this vault (destinations of its copy actions, or of a
+    # restore copy back): the source key must admit them.
+    copy_out_account_ids: Sequence[str] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -67,6 +70,55 @@ class BackupVaultArgs:
             raise ValueError(f"vault {self.vault_name}: compliance mode is exactly 'changeable_for_days set'")
         if not self.notify_events:
             raise ValueError(f"vault {self.vault_name}: at least one notification event is needed")
+
+
+# What a destination account needs of the source key for a cross-account copy, as AWS's
+# troubleshooting page lists it ("you must allow the destination account in the source account AWS KMS
+# key policy": https://repost.aws/knowledge-center/backup-cross-account-copy-error; and
+# https://repost.aws/knowledge-center/backup-troubleshoot-cross-account-copy). For the types AWS Backup
+# fully manages (S3, DynamoDB with advanced backup, EFS...) the source key is the vault's key.
+COPY_OUT_KEY_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+)
+
+
+def copy_out_statements(partition: str, account_ids: Sequence[str]) -> list[Statement]:
+    """Key policy statements letting other accounts copy recovery points encrypted with this key.
+
+    Scoped as AWS's example for cross-account copies allows and no further: the destination account's
+    root (its IAM policies decide which of its principals), grants only for AWS resources. No
+    kms:ViaService or source condition: no AWS page shows AWS Backup's cross-account requests carry one,
+    and a wrong condition fails every copy silently.
+    """
+    if not account_ids:
+        return []
+    principals = {"AWS": [root_arn(partition, account) for account in sorted(set(account_ids))]}
+    return [
+        {
+            "Sid": "CrossAccountCopiesByDestinationAccounts",
+            "Effect": "Allow",
+            "Principal": principals,
+            "Action": list(COPY_OUT_KEY_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "CrossAccountCopyGrantsForAwsResourcesOnly",
+            "Effect": "Allow",
+            "Principal": principals,
+            "Action": list(KEY_GRANT_ACTIONS),
+            "Resource": "*",
+            # Applies to CreateGrant, ListGrants and RevokeGrant, exactly the actions of this statement.
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+    ]
 
 
 class BackupVault(pulumi.ComponentResource):
@@ -143,6 +195,7 @@ class BackupVault(pulumi.ComponentResource):
                 "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
             },
         ]
+        statements += copy_out_statements(args.partition, args.copy_out_account_ids)
         guard = KeyGuard(args.deploy_role_arn, args.break_glass_role_arn) if args.hardened else None
         return key_policy(args.partition, args.account_id, statements, guard)
 

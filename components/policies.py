@@ -35,7 +35,12 @@ KEY_USE_ACTIONS = (
     "kms:GenerateDataKey*",
     "kms:DescribeKey",
 )
-KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant")
+# The operations `kms:GrantIsForAWSResource` applies to: CreateGrant, ListGrants and RevokeGrant only
+# (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+# RetireGrant is left out: under that condition it would be dead, and "permission to retire a grant is
+# determined primarily by the grant" (botocore's KMS model, RetireGrant), so the services' own grants
+# stay retirable without any key policy statement.
+KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 # Services that read or write recovery points encrypted with a vault key (backup and restore).
 KEY_VIA_SERVICES = ("backup", "rds", "s3", "dynamodb", "elasticfilesystem", "ec2")
 
@@ -52,7 +57,8 @@ VAULT_GOVERNANCE_ACTIONS = (
     "backup:PutBackupVaultNotifications",
     "backup:DeleteBackupVaultNotifications",
 )
-KEY_DESTRUCTIVE_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey")
+# Turning rotation off is destructive too: the key admin wildcard `kms:Disable*` would otherwise allow it.
+KEY_DESTRUCTIVE_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation")
 KEY_POLICY_ACTIONS = ("kms:PutKeyPolicy",)
 
 
@@ -129,7 +135,11 @@ def vault_access_policy(
     copy_in_account_ids: Sequence[str] = (),
 ) -> str:
     """A vault's access policy: destructive actions denied to all but the break-glass role, governance
-    changes to all but the deploy and break-glass roles, and copies in from the organization or accounts."""
+    changes to all but the deploy and break-glass roles, and copies in from the organization or accounts.
+
+    A copy into another account's vault needs this side (`backup:CopyIntoBackupVault` allowed to the
+    source) and the source key's: https://repost.aws/knowledge-center/backup-resolve-access-denied-error.
+    """
     statements: list[Statement] = [
         deny_all_but(
             "DenyRecoveryPointDeletionExceptBreakGlass", RECOVERY_POINT_DESTRUCTIVE_ACTIONS, [break_glass_role_arn]
@@ -154,7 +164,7 @@ def vault_access_policy(
     elif copy_in_account_ids:
         statements.append(
             {
-                "Sid": "CopyIntoVaultFromWorkloadAccounts",
+                "Sid": "CopyIntoVaultFromAccounts",
                 "Effect": "Allow",
                 "Principal": {"AWS": [root_arn(partition, account) for account in copy_in_account_ids]},
                 "Action": "backup:CopyIntoBackupVault",

@@ -109,6 +109,16 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
     built: dict[str, dict[str, BackupVault]] = {}
     for key, vault in cfg.vaults.items():
         lock = vault.lock
+        if is_backup_account:
+            # Central vaults receive copies from the organization (or the workload accounts), and their
+            # keys admit the tier's own account, the destination of a restore copy back.
+            copy_in: dict[str, Any] = {"copy_in_org_id": cfg.organization.id, "copy_in_account_ids": workload_ids}
+            copy_out = [cfg.accounts[vault.tier]] if vault.tier in cfg.accounts else []
+        else:
+            # Workload vaults accept the backup account's restore copies back, and their keys admit the
+            # accounts their copy actions write to.
+            copy_in = {"copy_in_org_id": None, "copy_in_account_ids": [cfg.backup_account_id]}
+            copy_out = copy_destination_accounts(cfg)
         common: dict[str, Any] = {
             "vault_name": cfg.vault_name(key),
             "tier": vault.tier,
@@ -118,8 +128,8 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
             "notify_events": vault.notify_events,
             "lock": VaultLockArgs(**lock.model_dump()) if lock else None,
             "hardened": vault.tier == "prod",
-            "copy_in_org_id": cfg.organization.id if is_backup_account else None,
-            "copy_in_account_ids": workload_ids if is_backup_account else (),
+            **copy_in,
+            "copy_out_account_ids": copy_out,
             "tags": {TAG_BACKUP_TIER: vault.tier},
         }
         built[key] = {}
@@ -140,6 +150,18 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
                 primary_key_arn = component.key_arn
             built[key][region] = component
     return built
+
+
+def copy_destination_accounts(cfg: StackConfig) -> list[str]:
+    """Accounts other than this one that a workload stack's copy actions write to (both modes)."""
+    if cfg.scheduling == "organization":
+        # The tier's BACKUP_POLICY copies to the backup account's central (and air-gapped) vaults.
+        return [cfg.backup_account_id]
+    if cfg.plan is None:
+        return []
+    targets = cfg.plan.copy_targets(cfg.regions.copy_region is not None)
+    # The central and the air-gapped vaults are both in the backup account; copy_region stays here.
+    return [cfg.backup_account_id] if {"backup_account", "air_gapped"} & set(targets) else []
 
 
 def vault_outputs(cfg: StackConfig, vaults: dict[str, dict[str, BackupVault]]) -> dict[str, Any]:
@@ -174,6 +196,8 @@ def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
 def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """Central vaults per tier and region, air-gapped vaults, and (organization mode) policies."""
     vaults = build_vaults(cfg, providers)
+    # Copy jobs started here (a restore copy back into a workload vault) run with this role.
+    role = service_role(cfg, providers)
     central: dict[str, dict[str, Any]] = {}
     for tier in sorted({v.tier for v in cfg.vaults.values()}):
         key = cfg.central_vault_key(tier)
@@ -220,6 +244,7 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
         }
     outputs: dict[str, Any] = {
         "vaults": vault_outputs(cfg, vaults),
+        "service_role_arn": role.role_arn,
         "central_vaults": central,
         "air_gapped_vaults": air_gapped,
     }

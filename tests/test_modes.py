@@ -86,9 +86,17 @@ def test_database_keys_are_granted_to_the_backup_account_for_copies(run_stack: R
         assert grant["granteePrincipal"] == f"arn:aws:iam::{BACKUP_ACCOUNT}:root"
         assert set(grant["operations"]) == {"Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom"}
         assert grant["retireOnDelete"] is True
-    (vault_key,) = [k for k in _of_type(run_stack("prod"), "aws:kms/key:Key") if k["name"] == "prod-ca-central-1-key"]
-    principals = json.dumps([s["Principal"] for s in json.loads(vault_key["inputs"]["policy"])["Statement"]])
-    assert BACKUP_ACCOUNT not in principals  # the vault key is not shared: copies re-encrypt in the backup account
+
+
+def test_workload_vault_keys_admit_the_backup_account_for_copies(run_stack: RunStack) -> None:
+    # S3, DynamoDB and EFS recovery points are encrypted with the vault key: the destination account of a
+    # cross-account copy must be admitted by it, in the primary region and in the copy region's replica.
+    plan = run_stack("prod")
+    for name in ("prod-ca-central-1-key", "prod-ca-west-1-key"):
+        (key,) = [k for k in plan["resources"] if k["name"] == name]
+        statements = {s["Sid"]: s for s in json.loads(key["inputs"]["policy"])["Statement"]}
+        copies = statements["CrossAccountCopiesByDestinationAccounts"]
+        assert copies["Principal"] == {"AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]}
 
 
 def test_region_settings_opt_in_the_configured_services(run_stack: RunStack) -> None:

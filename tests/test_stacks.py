@@ -123,3 +123,33 @@ def test_bad_stack_file_exits_2_from_the_program(
     err = capsys.readouterr().err
     assert "pgf-backup:regions.primary: 'ca-central-2'" in err and "did you mean 'ca-central-1'" in err
     assert "Traceback" not in err
+
+
+def _key_statements(plan: Plan, name: str) -> dict[str, dict[str, Any]]:
+    keys = _of_type(plan, "aws:kms/key:Key") + _of_type(plan, "aws:kms/replicaKey:ReplicaKey")
+    (key,) = [k for k in keys if k["name"] == name]
+    return {s["Sid"]: s for s in json.loads(key["inputs"]["policy"])["Statement"]}
+
+
+def test_restore_path_back_from_the_backup_account(run_stack: Callable[[str], Plan]) -> None:
+    """A copy from a central vault back into a workload vault: both sides, and a role to run it."""
+    backup = run_stack("backup")
+    # The central prod keys admit the prod account (the destination of the copy back), and only it.
+    for region in ("ca-central-1", "ca-west-1"):
+        copies = _key_statements(backup, f"prod-{region}-key")["CrossAccountCopiesByDestinationAccounts"]
+        assert copies["Principal"] == {"AWS": ["arn:aws:iam::400000000040:root"]}
+    assert "CrossAccountCopiesByDestinationAccounts" in _key_statements(backup, "lab-ca-central-1-key")
+    lab = _key_statements(backup, "lab-ca-central-1-key")["CrossAccountCopiesByDestinationAccounts"]
+    assert lab["Principal"] == {"AWS": ["arn:aws:iam::200000000020:root"]}
+    # The backup account has the service role its copy jobs run with.
+    (role,) = _of_type(backup, "aws:iam/role:Role")
+    assert role["inputs"]["name"] == "pgf-backup-service-role"
+    assert backup["outputs"]["service_role_arn"] == "arn:aws:iam::100000000010:role/pgf-backup-service-role"
+    # The workload vaults accept copies from the backup account (and from no one else).
+    prod = run_stack("prod")
+    for policy in _of_type(prod, "aws:backup/vaultPolicy:VaultPolicy"):
+        sids = {s["Sid"]: s for s in json.loads(policy["inputs"]["policy"])["Statement"]}
+        copy_in = sids["CopyIntoVaultFromAccounts"]
+        assert copy_in["Principal"] == {"AWS": ["arn:aws:iam::100000000010:root"]}
+        assert copy_in["Action"] == "backup:CopyIntoBackupVault"
+        assert "CopyIntoVaultFromTheOrganization" not in sids

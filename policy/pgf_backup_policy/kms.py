@@ -13,7 +13,8 @@ KEY_TYPES: Final = frozenset({KMS_KEY, KMS_REPLICA_KEY})
 DEFAULT_DELETION_WINDOW_DAYS: Final = 30  # what AWS applies when none is given
 PROD_MIN_DELETION_WINDOW_DAYS: Final = 30
 MIN_DELETION_WINDOW_DAYS: Final = 7
-KEY_DELETION_ACTIONS: Final = ("kms:ScheduleKeyDeletion", "kms:DisableKey")
+# Turning rotation off weakens a prod key as surely as disabling it: both are reserved to break-glass.
+KEY_DELETION_ACTIONS: Final = ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation")
 KEY_POLICY_ACTIONS: Final = ("kms:PutKeyPolicy",)
 
 

@@ -101,7 +101,7 @@ def test_prod_key_policy_denies_deletion_and_policy_changes(pulumi_mocks: Harnes
     statements = _statements(pulumi_mocks.named("v-key")["inputs"]["policy"])
     deletion = statements["DenyKeyDeletionExceptBreakGlass"]
     assert deletion["Effect"] == "Deny"
-    assert set(deletion["Action"]) == {"kms:ScheduleKeyDeletion", "kms:DisableKey"}
+    assert set(deletion["Action"]) == {"kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation"}
     assert deletion["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [BREAK_GLASS]
     policy = statements["DenyKeyPolicyChangesExceptDeployAndBreakGlass"]
     assert policy["Action"] == ["kms:PutKeyPolicy"]
@@ -176,7 +176,7 @@ def test_copy_in_by_organization_or_accounts(pulumi_mocks: Harness) -> None:
 def test_copy_in_by_account_when_no_organization(pulumi_mocks: Harness) -> None:
     _build(pulumi_mocks, replace(ARGS, copy_in_account_ids=("200000000020", "300000000030")))
     statements = _statements(pulumi_mocks.named("v-policy")["inputs"]["policy"])
-    copy = statements["CopyIntoVaultFromWorkloadAccounts"]
+    copy = statements["CopyIntoVaultFromAccounts"]
     assert copy["Principal"]["AWS"] == ["arn:aws:iam::200000000020:root", "arn:aws:iam::300000000030:root"]
 
 
@@ -222,3 +222,22 @@ def test_replica_key_in_the_copy_region(pulumi_mocks: Harness) -> None:
 def test_contradictory_arguments_are_refused(pulumi_mocks: Harness, change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _build(pulumi_mocks, replace(ARGS, **change))
+
+
+def test_key_admits_copy_destination_accounts_for_copies_only(pulumi_mocks: Harness) -> None:
+    _build(pulumi_mocks, replace(ARGS, copy_out_account_ids=("100000000010", "100000000010")))
+    statements = _statements(pulumi_mocks.named("v-key")["inputs"]["policy"])
+    use = statements["CrossAccountCopiesByDestinationAccounts"]
+    assert use["Principal"] == {"AWS": ["arn:aws:iam::100000000010:root"]}
+    assert "kms:Decrypt" in use["Action"] and "kms:ReEncryptFrom" in use["Action"]
+    assert not [a for a in use["Action"] if "Grant" in a or a.endswith("*")]
+    grants = statements["CrossAccountCopyGrantsForAwsResourcesOnly"]
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert set(grants["Action"]) == {"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"}
+
+
+def test_key_admits_no_other_account_without_copies(pulumi_mocks: Harness) -> None:
+    _build(pulumi_mocks)
+    statements = _statements(pulumi_mocks.named("v-key")["inputs"]["policy"])
+    principals = json.dumps([s["Principal"] for s in statements.values()])
+    assert "100000000010" not in principals

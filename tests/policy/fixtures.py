@@ -120,7 +120,11 @@ KEY_STATEMENTS: list[dict[str, Any]] = [
         "Resource": "*",
         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
     },
-    deny("DenyKeyDeletionExceptBreakGlass", ["kms:ScheduleKeyDeletion", "kms:DisableKey"], [BREAK_GLASS]),
+    deny(
+        "DenyKeyDeletionExceptBreakGlass",
+        ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation"],
+        [BREAK_GLASS],
+    ),
     deny("DenyKeyPolicyChangesExceptDeployAndBreakGlass", ["kms:PutKeyPolicy"], [DEPLOY, BREAK_GLASS]),
 ]
 KEY: dict[str, Any] = {
