@@ -165,6 +165,11 @@ class S3Protection(pulumi.ComponentResource):
                     }
                 )
             if args.tls_only:
+                # Transport only: AWS Backup's reads (GetObject*, ListBucket*, GetBucket*) already go over
+                # TLS 1.2 or later. "All GET and PUT requests for an object protected by AWS KMS fail if
+                # they are not made via SSL or TLS" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html),
+                # and every AWS API endpoint refuses TLS 1.0 and 1.1 since June 2023
+                # (https://aws.amazon.com/blogs/security/tls-1-2-required-for-aws-endpoints/).
                 statements += [
                     {
                         "Sid": "DenyInsecureTransport",
@@ -184,27 +189,7 @@ class S3Protection(pulumi.ComponentResource):
                     },
                 ]
             if key_arn is not None:
-                # Uploads without an encryption header get the bucket's default (SSE-KMS, this key).
-                statements += [
-                    {
-                        "Sid": "DenyNonKmsEncryption",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:PutObject",
-                        "Resource": objects,
-                        "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-                    },
-                    {
-                        "Sid": "DenyWrongKmsKey",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:PutObject",
-                        "Resource": objects,
-                        "Condition": {
-                            "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
-                        },
-                    },
-                ]
+                statements += _encryption_statements(objects, key_arn)
             return document(statements)
 
         if self.key_arn is None:
@@ -248,3 +233,63 @@ class S3Protection(pulumi.ComponentResource):
                 opts, pulumi.ResourceOptions(depends_on=[versioning] if versioning else [])
             ),
         )
+
+
+def _encryption_statements(objects: str, key_arn: str) -> list[Statement]:
+    """Deny the uploads that ask for another encryption or another key; leave the bucket's default alone.
+
+    An upload without encryption headers gets the bucket's default encryption, SSE-KMS with this key:
+    "If a PUT Object request doesn't specify any server-side encryption, this default encryption will be
+    applied" (botocore's S3 model, ServerSideEncryptionByDefault;
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ServerSideEncryptionByDefault.html). Such an
+    upload must stay allowed, and neither `...IfExists` nor a lone `StringNotEquals` does that: "If the
+    policy condition requires that the key is *not* matched, such as StringNotLike or ArnNotLike, and
+    the right key is not present, the condition is *true*. This logic applies to all condition
+    operators except ...IfExists and Null check", and an `...IfExists` operator evaluates a missing key
+    as true too (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+    AWS's own example (StringNotEquals alone, "denies ... if the request does not include the
+    x-amz-server-side-encryption header"; https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms)
+    therefore refuses exactly the uploads the default encryption is for. So each comparison below is
+    paired with `Null: false` on the same key (the key is present), in one statement: "If you specify
+    multiple Condition elements in a statement, or multiple keys in a single Condition element, AWS
+    evaluates them using a logical AND operation"
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html).
+
+    AWS Backup's restores into the bucket are not refused either: "Use original encryption keys
+    (default) restores objects with the same encryption keys used by the source object", i.e. this key
+    (https://docs.aws.amazon.com/aws-backup/latest/devguide/restoring-s3.html). A restore that picks
+    SSE-S3 or another KMS key is refused, as any other upload that asks for them would be.
+    """
+    sse = "s3:x-amz-server-side-encryption"
+    kms_key = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    # Condition keys of s3:PutObject (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
+    sse_c = "s3:x-amz-server-side-encryption-customer-algorithm"
+    deny: Statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": objects}
+    return [
+        # Asks for SSE-S3 (AES256) or DSSE-KMS instead of SSE-KMS.
+        {
+            "Sid": "DenyNonKmsEncryption",
+            **deny,
+            "Condition": {"Null": {sse: "false"}, "StringNotEquals": {sse: "aws:kms"}},
+        },
+        # Names another KMS key. AWS compares the key ARN: "To specify the KMS key, you must use a key
+        # Amazon Resource Name (ARN)" (UsingKMSEncryption.html#require-sse-kms, above).
+        {
+            "Sid": "DenyWrongKmsKey",
+            **deny,
+            "Condition": {"Null": {kms_key: "false"}, "StringNotEquals": {kms_key: key_arn}},
+        },
+        # Asks for SSE-KMS without naming a key: that is not the bucket's key but aws/s3. "If you specify
+        # x-amz-server-side-encryption:aws:kms ..., but do not provide
+        # x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses the Amazon Web Services managed key
+        # (aws/s3)" (botocore's S3 model, PutObjectRequest.SSEKMSKeyId;
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html).
+        {
+            "Sid": "DenyAwsManagedKmsKey",
+            **deny,
+            "Condition": {"StringEquals": {sse: "aws:kms"}, "Null": {kms_key: "true"}},
+        },
+        # Customer-provided keys (SSE-C) send no x-amz-server-side-encryption header at all, so the
+        # statements above would let them through.
+        {"Sid": "DenyCustomerProvidedKeys", **deny, "Condition": {"Null": {sse_c: "false"}}},
+    ]

@@ -17,6 +17,29 @@ MANAGED_POLICIES = (
 )
 
 
+# AWS Backup, and only AWS Backup, may assume the role: "The role must also have AWS Backup listed as a
+# trusted entity, which enables AWS Backup to assume the role"
+# (https://docs.aws.amazon.com/aws-backup/latest/devguide/iam-service-roles.html).
+#
+# No aws:SourceAccount / aws:SourceArn condition: no AWS page says AWS Backup sends them when it assumes
+# a role. AWS Backup documents those keys "in resource policies to limit the permissions that AWS Backup
+# gives another service to the resource" (KMS key and SNS topic policies;
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/cross-service-confused-deputy-prevention.html),
+# and IAM: "the aws:SourceAccount condition key is only available when the call to your resource is made
+# directly by an AWS service principal" (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
+# Were the key absent from AssumeRole, StringEquals on it would be false and every backup, copy and
+# restore job would fail. The confused deputy is covered by iam:PassRole instead: "To pass a role (and
+# its permissions) to an AWS service, a user must have permissions to pass the role to the service", and
+# "You can only use the PassRole permission to pass an IAM role to a service that shares the same AWS
+# account" (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html).
+TRUST_STATEMENT = {
+    "Sid": "AwsBackupAssumesThisRole",
+    "Effect": "Allow",
+    "Principal": {"Service": "backup.amazonaws.com"},
+    "Action": "sts:AssumeRole",
+}
+
+
 @dataclass(frozen=True)
 class BackupServiceRoleArgs:
     """Name of the role (organization policies name it in every account) and where it lives."""
@@ -35,18 +58,7 @@ class BackupServiceRole(pulumi.ComponentResource):
     def __init__(self, name: str, args: BackupServiceRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pgf:backup:BackupServiceRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AwsBackupAssumesThisRole",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "backup.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                }
-            ],
-        }
+        trust = {"Version": "2012-10-17", "Statement": [TRUST_STATEMENT]}
         role = aws.iam.Role(
             f"{name}-role",
             name=args.role_name,

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pytest
 
 from components import BackupPlan, BackupPlanArgs, BackupServiceRole, BackupServiceRoleArgs, CopyArgs, RuleArgs
+from pgf_backup.paths.evaluator import Principal, Request, evaluate_document
 from tests.conftest import Harness
 
 CENTRAL = "arn:aws:backup:ca-central-1:100000000010:backup-vault:pgf-prod"
@@ -133,9 +134,14 @@ def test_service_role_trusts_backup_with_managed_policies_only(pulumi_mocks: Har
     role = pulumi_mocks.run(program)
     (recorded,) = pulumi_mocks.of_type("aws:iam/role:Role")
     (statement,) = json.loads(recorded["inputs"]["assumeRolePolicy"])["Statement"]
-    assert statement["Principal"] == {"Service": "backup.amazonaws.com"}
-    assert statement["Action"] == "sts:AssumeRole"
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "400000000040"}}
+    # AWS Backup and nothing else, and no condition on keys AWS Backup is not documented to send when it
+    # assumes a role (aws:SourceAccount would make the trust false and every job fail).
+    assert statement == {
+        "Sid": "AwsBackupAssumesThisRole",
+        "Effect": "Allow",
+        "Principal": {"Service": "backup.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
     attached = sorted(
         a["inputs"]["policyArn"] for a in pulumi_mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     )
@@ -147,3 +153,29 @@ def test_service_role_trusts_backup_with_managed_policies_only(pulumi_mocks: Har
     ]
     assert not pulumi_mocks.of_type("aws:iam/rolePolicy:RolePolicy")  # no inline policy
     assert pulumi_mocks.resolve(role.role_arn) == "arn:aws:iam::400000000040:role/pgf-backup-service-role"
+
+
+@pytest.mark.parametrize(
+    ("principal", "effect"),
+    [
+        # AWS Backup's AssumeRole carries no aws:SourceAccount that any AWS page documents: it must still match.
+        (Principal(service="backup.amazonaws.com"), "Allow"),
+        (Principal(service="ec2.amazonaws.com"), None),
+        (Principal(service="backup-storage.amazonaws.com"), None),
+        (Principal(arn="arn:aws:iam::400000000040:role/pgf-app"), None),
+        (Principal(arn="arn:aws:iam::400000000040:root"), None),
+    ],
+)
+def test_service_role_trust_admits_aws_backup_only(
+    pulumi_mocks: Harness, principal: Principal, effect: str | None
+) -> None:
+    def program() -> BackupServiceRole:
+        provider = aws.Provider("p", region="ca-central-1", allowed_account_ids=["400000000040"])
+        args = BackupServiceRoleArgs(role_name="pgf-backup-service-role", account_id="400000000040", partition="aws")
+        return BackupServiceRole("svc", args, pulumi.ResourceOptions(provider=provider))
+
+    pulumi_mocks.run(program)
+    (recorded,) = pulumi_mocks.of_type("aws:iam/role:Role")
+    role = "arn:aws:iam::400000000040:role/pgf-backup-service-role"
+    match = evaluate_document(recorded["inputs"]["assumeRolePolicy"], Request(principal, "sts:AssumeRole", role))
+    assert match.effect == effect
