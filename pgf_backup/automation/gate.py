@@ -161,6 +161,27 @@ def stack_settings(cfg: StackConfig) -> dict[str, Any]:
     return settings
 
 
+def pack_config(
+    policy_dir: Path, policies: Sequence[PolicyInfo], cfg: StackConfig, warn: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """A stack's pack config, for the offline gate and the live `--policy-pack-config` alike.
+
+    Its tier's shipped config (`policy/config/<tier>.json`) plus the settings of its own config (retention
+    bounds, deploy and break-glass role names) for every policy that reads them; what the file sets wins.
+    """
+    return with_settings(tier_config(policy_dir, cfg.tier, warn), policies, stack_settings(cfg))
+
+
+def write_pack_config(path: Path, config: Mapping[str, Any]) -> Path:
+    """Write a pack config where `pulumi preview/up --policy-pack-config` reads it; the path written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise GateError(f"cannot write the policy config {path}: {error}") from None
+    return path
+
+
 def _check_value(value: Any, schema: Mapping[str, Any], where: str) -> list[str]:
     """The JSON-schema subset the pack's config schemas use (type, enum, minimum, pattern, properties)."""
     kinds = {"string": str, "boolean": bool, "object": dict, "array": list}
@@ -506,12 +527,13 @@ class PolicyGate:
         violations += _violations(response, default_urn="")
         return Verdict(stack, tuple(violations))
 
+    def stack_config(self, cfg: StackConfig) -> dict[str, Any]:
+        """The pack config of a stack (`pack_config`, as the live preview and up get it too)."""
+        return pack_config(self.policy_dir, self.policies, cfg, self._warn_once)
+
     def check(self, plan: StackPlan, project: str, cfg: StackConfig) -> Verdict:
         """The verdict on a stack the offline engine planned: its tier's shipped config plus its own settings."""
-        config = with_settings(
-            tier_config(self.policy_dir, cfg.tier, self._warn_once), self.policies, stack_settings(cfg)
-        )
-        return self.analyze(plan.stack, project, plan.resources, config)
+        return self.analyze(plan.stack, project, plan.resources, self.stack_config(cfg))
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

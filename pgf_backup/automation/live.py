@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from pulumi.automation import (
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
+from pgf_backup.automation.gate import GateError, PolicyGate, PolicyInfo, pack_config, reconcile, write_pack_config
 from pgf_backup.automation.offline import Project
 from pgf_backup.automation.preflight import destroy_refusal
 from pgf_backup.automation.rollout import (
@@ -270,6 +271,7 @@ class LiveRunner:
         command: PulumiCommand,
         progress: Progress,
         log_dir: Path,
+        policies: Sequence[PolicyInfo] | None = None,
     ) -> None:
         self._project = project
         self._configs = configs
@@ -278,6 +280,9 @@ class LiveRunner:
         self._progress = progress
         self._log_dir = log_dir
         self._cancelled = threading.Event()
+        # The pack's policies and config schemas, which say where each stack setting goes; asked once if not given.
+        self._policies = tuple(policies) if policies is not None else None
+        self._policies_lock = threading.Lock()
 
     # -- the Runner protocol ---------------------------------------------------------------------
 
@@ -325,17 +330,32 @@ class LiveRunner:
         run = getattr(self._stack(session.stack, create=True), operation)
         result = run(
             policy_packs=list(POLICY_PACKS),
-            policy_pack_configs=self._policy_pack_configs(session.stack),
+            policy_pack_configs=self._policy_pack_configs(session),
             message=f"{PROJECT} {operation}",
             **session.callbacks(),
         )
         return OpResult(Outcome.SUCCEEDED, changes=_changes(changes_of(result)))
 
-    def _policy_pack_configs(self, stack: str) -> list[str] | None:
-        """The pack's shipped config of the stack's tier (`policy/config/<tier>.json`), as the offline gate uses."""
-        tier = self._configs[stack].tier
-        path = self._project.root / POLICY_PACKS[0] / "config" / f"{tier}.json"
-        return [str(path)] if tier and path.is_file() else None
+    def _policy_pack_configs(self, session: _Session) -> list[str]:
+        """The stack's pack config, built as the offline gate builds it, written beside the stack's log."""
+        policies = self._pack_policies()
+        config = pack_config(
+            self._project.root / POLICY_PACKS[0],
+            policies,
+            self._configs[session.stack],
+            lambda message: session.log(f"warning: {message}"),
+        )
+        reconcile(policies, config)  # a config the offline gate refuses stops here, naming the problem
+        path = write_pack_config(session.log_file.with_suffix(".policy-config.json"), config)
+        session.log(f"# policy pack config: {path}")
+        return [str(path)]
+
+    def _pack_policies(self) -> tuple[PolicyInfo, ...]:
+        with self._policies_lock:
+            if self._policies is None:
+                with PolicyGate(self._project.root / POLICY_PACKS[0]) as gate:
+                    self._policies = tuple(gate.policies)
+            return self._policies
 
     def _refresh(self, session: _Session) -> OpResult:
         result = self._stack(session.stack, create=False).refresh(message=f"{PROJECT} refresh", **session.callbacks())
@@ -428,6 +448,8 @@ class LiveRunner:
                     result = OpResult(Outcome.FAILED, message=session.failure(error))
             except (OSError, InvalidVersionError) as error:
                 result = OpResult(Outcome.FAILED, message=f"could not run the Pulumi CLI: {error}")
+            except GateError as error:
+                result = OpResult(Outcome.FAILED, message=f"policy pack config: {error}")
             if result.outcome == Outcome.SUCCEEDED and session.violations:
                 result = replace(result, outcome=Outcome.POLICY, message=policy_message(session.violations))
             session.log(f"# result: {result.outcome}{': ' + result.message if result.message else ''}")

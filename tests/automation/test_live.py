@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from pulumi.automation import (
 from semver import VersionInfo
 
 from pgf_backup.automation import live, preflight
+from pgf_backup.automation.cli import ExitStatus, main
+from pgf_backup.automation.gate import PolicyGate, PolicyInfo, Verdict
 from pgf_backup.automation.live import LiveRunner, TrackedPulumiCommand, locked_message, resolve_backend
-from pgf_backup.automation.offline import plan_stack
+from pgf_backup.automation.offline import Project, plan_stack
 from pgf_backup.automation.rollout import Outcome, Progress
 
 ALL = ["backup", "lab", "dev", "prod"]
@@ -123,6 +126,13 @@ def backup_outputs(project) -> dict[str, Any]:
     return plan_stack(project, "backup").outputs
 
 
+@pytest.fixture(scope="module")
+def pack_policies(project) -> tuple[PolicyInfo, ...]:
+    """The shipped pack's policies and config schemas, asked of the pack once for the module."""
+    with PolicyGate(project.root / "policy") as gate:
+        return tuple(gate.policies)
+
+
 @pytest.fixture
 def backend(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     fake = FakeBackend()
@@ -140,7 +150,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(project, tmp_path) -> Rig:
+def rig(project, tmp_path, pack_policies) -> Rig:
     stream = io.StringIO()
     command = SimpleNamespace(name="pulumi command")
     runner = LiveRunner(
@@ -150,8 +160,16 @@ def rig(project, tmp_path) -> Rig:
         command=command,
         progress=Progress(stream, live=False),
         log_dir=tmp_path / "logs",
+        policies=pack_policies,
     )
     return Rig(runner, stream, command, tmp_path / "logs")
+
+
+def pack_config_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The pack config a preview or up was given (`policy_pack_configs`: one file, for the one pack)."""
+    [path] = kwargs["policy_pack_configs"]
+    config: dict[str, Any] = json.loads(Path(path).read_text())
+    return config
 
 
 def deployed_backup(backend: FakeBackend, outputs: dict[str, Any]) -> None:
@@ -182,14 +200,31 @@ def test_preview_is_policy_gated_too(backend, rig):
     assert backend.opened[0][:2] == ("create_or_select", "backup")
     assert backend.calls[0][1] == "preview"
     assert backend.calls[0][2]["policy_packs"] == ["policy"]
-    assert backend.calls[0][2]["policy_pack_configs"] is None  # the backup stack hosts every tier
+    config = pack_config_of(backend.calls[0][2])
+    # The backup stack hosts every tier: no tier file, no tier; its own bounds and role names all the same.
+    assert config["vault-denies-recovery-point-deletion"] == {
+        "breakGlassRole": "pgf-backup-break-glass",
+        "deployRole": "pgf-backup-deploy",
+    }
+    assert set(config["retention-within-tier-bounds"]) == {"tierBounds"}
+    assert not any("tier" in entry for entry in config.values())
 
 
 def test_workload_previews_use_their_tiers_policy_config(backend, rig, project, backup_outputs):
     deployed_backup(backend, backup_outputs)
     assert rig.runner.preview("lab").outcome == Outcome.SUCCEEDED
     (_, _, kwargs) = next(call for call in backend.calls if call[:2] == ("lab", "preview"))
-    assert kwargs["policy_pack_configs"] == [str(project.root / "policy" / "config" / "lab.json")]
+    [path] = kwargs["policy_pack_configs"]
+    assert path == str(rig.log_dir / "lab.preview.policy-config.json")  # kept beside the stack's log
+    config = pack_config_of(kwargs)
+    shipped = json.loads((project.root / "policy" / "config" / "lab.json").read_text())
+    for policy, entry in shipped.items():
+        assert config[policy].items() >= entry.items(), policy  # the tier file's entries, as they are
+    assert config["kms-key-hardening"] == {
+        "tier": "lab",
+        "breakGlassRole": "pgf-backup-break-glass",
+        "deployRole": "pgf-backup-deploy",
+    }
 
 
 @pytest.mark.parametrize(("operation", "method"), [("refresh", "refresh"), ("drift", "preview_refresh")])
@@ -469,3 +504,159 @@ def test_the_runner_forwards_cancel_to_a_tracked_command(fake_pulumi, project, t
     runner.cancel()
     runner.cancel()
     assert forwarded == [1, 1]
+
+
+# -- the live and the offline gate configure the pack alike -------------------------------------------
+
+OLD_DEPLOY, OLD_BREAK_GLASS = "pgf-backup-deploy", "pgf-backup-break-glass"
+NEW_DEPLOY, NEW_BREAK_GLASS = "pgf-ops-deploy", "pgf-ops-break-glass"
+VAULT_POLICY_TYPES = frozenset({"aws:backup/vaultPolicy:VaultPolicy"})
+KEY_TYPES = frozenset({"aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"})
+
+
+@dataclass
+class OfflinePlan:
+    """What `pgf-backup plan --all` did: its exit status and stderr, and per stack what the gate analyzed."""
+
+    status: ExitStatus
+    err: str
+    analyzed: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]  # stack -> (resources, pack config)
+
+
+def copied(project: Project, root: Path, renames: dict[str, str] | None = None) -> Project:
+    """A copy of the project's stack files, program and policy pack, with `renames` in the stack files."""
+    for path in project.root.glob("Pulumi*.yaml"):
+        text = path.read_text()
+        for old, new in (renames or {}).items():
+            assert path.name == "Pulumi.yaml" or old in text, f"{path.name} no longer holds {old!r}"
+            text = text.replace(old, new)
+        (root / path.name).write_text(text)
+    shutil.copy(project.root / "__main__.py", root / "__main__.py")
+    shutil.copytree(project.root / "policy", root / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    return Project.find(root)
+
+
+@pytest.fixture(scope="module")
+def renamed(project, tmp_path_factory) -> Project:
+    """A copy of the project whose stacks all name other deploy and break-glass roles."""
+    root = tmp_path_factory.mktemp("renamed-roles")
+    renames = {f"deploy_role: {OLD_DEPLOY}": f"deploy_role: {NEW_DEPLOY}"}
+    renames[f"break_glass_role: {OLD_BREAK_GLASS}"] = f"break_glass_role: {NEW_BREAK_GLASS}"
+    return copied(project, root, renames)
+
+
+@pytest.fixture(scope="module")
+def offline(renamed) -> OfflinePlan:
+    """`pgf-backup plan --all` of the renamed project, recording what its gate hands to the pack."""
+    analyzed: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    original = PolicyGate.analyze
+
+    def spy(gate: PolicyGate, stack: str, project: str, resources: Any, config: Any = None, **kw: Any) -> Verdict:
+        analyzed[stack] = (list(resources), dict(config or {}))
+        return original(gate, stack, project, resources, config, **kw)
+
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PolicyGate, "analyze", spy)
+        status = main(["--project-dir", str(renamed.root), "plan", "--all"], out=io.StringIO(), err=err)
+    return OfflinePlan(status, err.getvalue(), analyzed)
+
+
+def live_pack_config(project: Project, backend: FakeBackend, stack: str, operation: str, log_dir: Path, **kw: Any):
+    """The pack config a live `preview`/`up` of `stack` hands to the CLI."""
+    runner = LiveRunner(
+        project,
+        preflight.load_configs(project, [stack]),
+        backend_url=BACKEND,
+        command=SimpleNamespace(name="pulumi command"),
+        progress=Progress(io.StringIO(), live=False),
+        log_dir=log_dir,
+        **kw,
+    )
+    result = getattr(runner, operation)(stack)
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    [(_, _, kwargs)] = [call for call in backend.calls if call[:2] == (stack, operation)]
+    assert kwargs["policy_packs"] == ["policy"]
+    return pack_config_of(kwargs)
+
+
+def exempting(resources: list[dict[str, Any]], types: frozenset[str], role: str, instead: str) -> list[dict[str, Any]]:
+    """The resources with `instead` for `role` in the policy documents of the given types."""
+    changed = []
+    for resource in resources:
+        inputs = resource["inputs"]
+        if resource["type"] in types and role in inputs.get("policy", ""):
+            changed.append({**resource, "inputs": {**inputs, "policy": inputs["policy"].replace(role, instead)}})
+        else:
+            changed.append(resource)
+    return changed
+
+
+@pytest.mark.parametrize(("stack", "operation"), [(s, "preview") for s in ALL] + [("prod", "up")])
+def test_live_and_offline_gates_give_the_pack_the_same_config(
+    renamed, offline, backend, backup_outputs, tmp_path, stack, operation
+):
+    deployed_backup(backend, backup_outputs)
+    # No policies given: the runner asks the pack for them, as when the driver makes it.
+    config = live_pack_config(renamed, backend, stack, operation, tmp_path)
+    assert config == offline.analyzed[stack][1]
+    for policy in ("vault-denies-recovery-point-deletion", "kms-key-hardening"):
+        assert (config[policy]["breakGlassRole"], config[policy]["deployRole"]) == (NEW_BREAK_GLASS, NEW_DEPLOY)
+
+
+def test_the_pack_passes_renamed_roles_and_refuses_policies_exempting_the_old_names(
+    renamed, offline, backend, backup_outputs, tmp_path, pack_policies
+):
+    assert offline.status == ExitStatus.OK, offline.err  # the offline gate passes every renamed stack
+    deployed_backup(backend, backup_outputs)
+    config = live_pack_config(renamed, backend, "prod", "preview", tmp_path, policies=pack_policies)
+    resources, _ = offline.analyzed["prod"]
+    with PolicyGate(renamed.root / "policy") as gate:
+        assert gate.analyze("prod", renamed.name, resources, config).violations == ()
+        for types, rule in (
+            (VAULT_POLICY_TYPES, "vault-denies-recovery-point-deletion"),
+            (KEY_TYPES, "kms-key-hardening"),
+        ):
+            for new, old in ((NEW_BREAK_GLASS, OLD_BREAK_GLASS), (NEW_DEPLOY, OLD_DEPLOY)):
+                verdict = gate.analyze("prod", renamed.name, exempting(resources, types, new, old), config)
+                assert {v.policy for v in verdict.mandatory} == {rule}, (old, [v.message for v in verdict.mandatory])
+
+
+def test_an_invalid_pack_config_fails_the_stack_before_the_cli_runs(
+    project, backend, backup_outputs, tmp_path, pack_policies
+):
+    root = copied(project, tmp_path).root
+    (root / "policy" / "config" / "lab.json").write_text('{"kms-key-hardening": {"tier": "qa"}}')
+    runner = LiveRunner(
+        Project.find(root),
+        preflight.load_configs(project, ["lab"]),
+        backend_url=BACKEND,
+        command=SimpleNamespace(name="pulumi command"),
+        progress=Progress(io.StringIO(), live=False),
+        log_dir=tmp_path / "logs",
+        policies=pack_policies,
+    )
+    deployed_backup(backend, backup_outputs)
+    result = runner.preview("lab")
+    assert result.outcome == Outcome.FAILED
+    assert "invalid policy config" in result.message
+    assert "kms-key-hardening.tier: 'qa' is not one of lab, dev, prod" in result.message
+    assert ("lab", "preview") not in backend.methods()
+
+
+def test_a_pack_that_cannot_start_fails_the_stack_with_its_reason(project, backend, tmp_path):
+    root = copied(project, tmp_path).root
+    (root / "policy" / "__main__.py").write_text("raise RuntimeError('pack exploded')\n")
+    runner = LiveRunner(
+        Project.find(root),
+        preflight.load_configs(project, ["backup"]),
+        backend_url=BACKEND,
+        command=SimpleNamespace(name="pulumi command"),
+        progress=Progress(io.StringIO(), live=False),
+        log_dir=tmp_path / "logs",
+    )
+    result = runner.up("backup")
+    assert result.outcome == Outcome.FAILED
+    assert result.message.startswith("policy pack config: the policy pack did not start")
+    assert "pack exploded" in result.message
+    assert backend.methods() == []
