@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +25,28 @@ from components.policies import (
 
 # What a cross-account snapshot copy needs of the source key (RDS creates grants of its own).
 COPY_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom")
+# The key policy statement AWS documents for "another AWS account to copy an encrypted DB snapshot shared
+# from your account": "update the key policy for the KMS key. You update it with the Amazon Resource Name
+# (ARN) of the AWS account that you are sharing to as Principal in the KMS key policy. Then you allow the
+# kms:CreateGrant action." Its example's "Allow use of the key" statement names the account's root and
+# these actions, with "Resource": "*" and no condition. RDS user guide, "Allowing access to an AWS KMS key":
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html#USER_ShareSnapshot.Encrypted.KeyPolicy
+# and the same example for Aurora cluster snapshots:
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_ShareSnapshot.html
+# AWS Backup's cross-account copies need the same: "Confirm that the source AWS Key Management Service (AWS KMS)
+# key policy allows the destination account" (https://repost.aws/knowledge-center/backup-troubleshoot-cross-account-copy).
+# The example's second statement ("Allow attachment of persistent resources": CreateGrant, ListGrants and
+# RevokeGrant under kms:GrantIsForAWSResource) adds nothing the page asks for: kms:CreateGrant is allowed
+# here already, without that condition.
+COPY_KEY_POLICY_ACTIONS = (
+    "kms:CreateGrant",
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+)
+COPY_KEY_POLICY_SID = "PgfBackupCopiesRdsSnapshots"
 INSTANCE = "AWS::RDS::DBInstance"
 CLUSTER = "AWS::RDS::DBCluster"
 
@@ -64,6 +86,37 @@ def database_arn(partition: str, account_id: str, database: DatabaseArgs) -> str
     return f"arn:{partition}:rds:{database.region}:{account_id}:{kind}:{database.identifier}"
 
 
+def copy_key_policy_statement(partition: str, key_arn: str, destination_account_ids: Sequence[str]) -> dict[str, Any]:
+    """The statement a database key's policy needs so the destination accounts can copy its snapshots."""
+    parts = key_arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[5].startswith("key/"):
+        raise ValueError(f"{key_arn!r} is not the ARN of a KMS key (arn:<partition>:kms:<region>:<account>:key/<id>)")
+    if parts[1] != partition:
+        raise ValueError(f"the key {key_arn} is in partition {parts[1]!r}, not {partition!r}")
+    if not destination_account_ids:
+        raise ValueError(f"no destination account to admit to the key {key_arn}")
+    return {
+        "Sid": COPY_KEY_POLICY_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": [root_arn(partition, a) for a in dict.fromkeys(destination_account_ids)]},
+        "Action": list(COPY_KEY_POLICY_ACTIONS),
+        # In a key policy, "*" means "this KMS key"
+        # (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
+        "Resource": "*",
+    }
+
+
+def key_policy_statements(args: RdsProtectionArgs) -> dict[str, dict[str, Any]]:
+    """Database identifier -> the statement its key's policy needs; only databases whose snapshots are copied."""
+    if not args.copy_account_ids:
+        return {}
+    return {
+        d.identifier: copy_key_policy_statement(args.partition, d.kms_key_arn, args.copy_account_ids)
+        for d in args.databases
+        if d.kms_key_arn is not None
+    }
+
+
 def config_rules(args: RdsProtectionArgs) -> dict[str, tuple[str, list[str], dict[str, str]]]:
     """AWS managed Config rules: name -> (source identifier, resource types, parameters)."""
     kinds = {d.kind for d in args.databases}
@@ -98,13 +151,18 @@ class RdsProtection(pulumi.ComponentResource):
 
     arns: list[str]
     rule_names: list[str]
+    # The database keys belong to the application stacks: this project can only say what their policies
+    # must hold (and preflight checks it). The grants below are not the documented way.
+    key_policy_statements: dict[str, dict[str, Any]]
 
     def __init__(self, name: str, args: RdsProtectionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.databases:
             raise ValueError("RdsProtection needs at least one database")
+        statements = key_policy_statements(args)
         super().__init__("pgf:backup:RdsProtection", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.arns = [database_arn(args.partition, args.account_id, d) for d in args.databases]
+        self.key_policy_statements = statements
         self._create_copy_grants(name, args, child)
         self.rule_names = []
         if args.config_rules:
@@ -121,10 +179,18 @@ class RdsProtection(pulumi.ComponentResource):
                 )
                 self.rule_names.append(full_name)
             self._create_alert(name, args, child)
-        self.register_outputs({"arns": self.arns, "rule_names": self.rule_names})
+        self.register_outputs(
+            {"arns": self.arns, "rule_names": self.rule_names, "key_policy_statements": self.key_policy_statements}
+        )
 
     def _create_copy_grants(self, name: str, args: RdsProtectionArgs, opts: pulumi.ResourceOptions) -> None:
-        """Snapshots keep the database's key: an account copying them needs to use that key."""
+        """Snapshots keep the database's key: an account copying them needs to use that key.
+
+        Kept alongside the key policy statement, never instead of it: AWS documents the key policy for
+        cross-account snapshot copies, not a grant. The grants are already deployed (removing them would
+        retire a grant on every live database key for no documented gain), they admit no account the
+        statement does not, and they are retired when the stack is destroyed.
+        """
         for database in args.databases:
             if database.kms_key_arn is None:
                 continue

@@ -172,6 +172,8 @@ def live_runner(
 
     backend = resolve_backend(args.backend_url, os.environ, project.root)
     checked = preflight.run(project, stacks, operation, backend_url=backend, cli_factory=TrackedPulumiCommand)
+    for warning in checked.warnings:
+        progress.message(f"warning: {warning}")
     if operation in ("preview", "up"):
         for stack in stacks:
             missing = missing_tier_config(project.root / POLICY_DIR, checked.configs[stack].tier)

@@ -5,10 +5,12 @@ Everything here fails early and says what to do; nothing here changes anything a
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from pulumi.automation import InvalidVersionError, PulumiCommand
@@ -29,8 +31,10 @@ INSTALL_HINT = (
     "--offline`) evaluates the stacks offline."
 )
 PREFLIGHT_SESSION = f"{PROJECT}-preflight"
-# Short-lived: preflight credentials only call sts:GetCallerIdentity.
+# Short-lived: preflight credentials only call sts:GetCallerIdentity and kms:GetKeyPolicy.
 PREFLIGHT_SESSION_SECONDS = 900
+# The operations whose outcome depends on the database keys admitting the backup account.
+KEY_CHECKED_OPERATIONS = ("preview", "up")
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,10 @@ class Problem:
 class PreflightError(Exception):
     """Preflight found problems; nothing was run."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], warnings: Sequence[Problem] = ()) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = list(problems)
+        self.warnings = list(warnings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,21 +214,46 @@ class StsClient(Protocol):
 StsFactory = Callable[[str, Mapping[str, str] | None], StsClient]
 
 
-def sts_client(region: str, credentials: Mapping[str, str] | None = None) -> StsClient:
-    """A boto3 STS client for `region`, with standard retries and short timeouts."""
+def _session(credentials: Mapping[str, str] | None) -> Any:
+    """A boto3 session with `credentials` (from sts:AssumeRole), or with the ambient ones."""
     import boto3
+
+    if credentials is None:
+        return boto3.session.Session()
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def _client_config() -> Any:
+    """Standard retries and short timeouts."""
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20)
-    if credentials is None:
-        session = boto3.session.Session()
-    else:
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
-    return cast(StsClient, session.client("sts", region_name=region, config=config))
+    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+
+
+def sts_client(region: str, credentials: Mapping[str, str] | None = None) -> StsClient:
+    """A boto3 STS client for `region`, with standard retries and short timeouts."""
+    return cast(StsClient, _session(credentials).client("sts", region_name=region, config=_client_config()))
+
+
+class KmsClient(Protocol):
+    """The KMS call preflight makes (a boto3 KMS client has it)."""
+
+    def get_key_policy(self, **kwargs: Any) -> Mapping[str, Any]:
+        """kms:GetKeyPolicy."""
+        ...
+
+
+# (region, credentials of the key's account) -> a KMS client
+KmsFactory = Callable[[str, Mapping[str, str] | None], KmsClient]
+
+
+def kms_client(region: str, credentials: Mapping[str, str] | None = None) -> KmsClient:
+    """A boto3 KMS client for `region`, with standard retries and short timeouts."""
+    return cast(KmsClient, _session(credentials).client("kms", region_name=region, config=_client_config()))
 
 
 @dataclass(frozen=True)
@@ -258,6 +288,11 @@ def verify_target(target: DeployTarget, sts: StsFactory) -> Problem | None:
 
     NoCredentialsError propagates: it is the same answer for every account.
     """
+    return _assume_target(target, sts)[0]
+
+
+def _assume_target(target: DeployTarget, sts: StsFactory) -> tuple[Problem | None, Mapping[str, str] | None]:
+    """verify_target, and the deploy role's credentials when the account is the configured one."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     where = ", ".join(target.stacks)
@@ -272,44 +307,297 @@ def verify_target(target: DeployTarget, sts: StsFactory) -> Problem | None:
         raise
     except ClientError as error:
         info = error.response.get("Error", {})
-        return Problem(
-            f"cannot assume the deploy role {target.role_arn}: {info.get('Code', 'error')}: "
-            f"{info.get('Message', error)}. The role must exist in account {target.account_id} and trust the "
-            "identity running the rollout (README.md, 'Operations: the multi-account rollout', 'Prerequisites')",
-            where,
+        return (
+            Problem(
+                f"cannot assume the deploy role {target.role_arn}: {info.get('Code', 'error')}: "
+                f"{info.get('Message', error)}. The role must exist in account {target.account_id} and trust the "
+                "identity running the rollout (README.md, 'Operations: the multi-account rollout', 'Prerequisites')",
+                where,
+            ),
+            None,
         )
     except BotoCoreError as error:
-        return Problem(f"cannot reach AWS STS in {target.region}: {error}", where)
+        return Problem(f"cannot reach AWS STS in {target.region}: {error}", where), None
     actual = identity.get("Account")
     if actual != target.account_id:
-        return Problem(
-            f"the deploy role {target.role_arn} lands in account {actual}, but the configuration says "
-            f"{target.account_id}: refusing to run anything (check the accounts map and the credentials)",
-            where,
+        return (
+            Problem(
+                f"the deploy role {target.role_arn} lands in account {actual}, but the configuration says "
+                f"{target.account_id}: refusing to run anything (check the accounts map and the credentials)",
+                where,
+            ),
+            None,
         )
-    return None
+    return None, assumed["Credentials"]
 
 
 def account_problems(
     configs: Mapping[str, StackConfig], stacks: Sequence[str], sts: StsFactory = sts_client
 ) -> list[Problem]:
     """For each target account: the deploy role can be assumed and STS names that account."""
+    return _verify_accounts(configs, stacks, sts)[0]
+
+
+def _verify_accounts(
+    configs: Mapping[str, StackConfig], stacks: Sequence[str], sts: StsFactory
+) -> tuple[list[Problem], dict[str, Mapping[str, str]]]:
+    """account_problems, and the deploy role credentials of each verified account (by account id)."""
     from botocore.exceptions import NoCredentialsError
 
     problems: list[Problem] = []
+    credentials: dict[str, Mapping[str, str]] = {}
     for target in deploy_targets(configs, stacks):
         try:
-            problem = verify_target(target, sts)
+            problem, assumed = _assume_target(target, sts)
         except NoCredentialsError:
             return [
                 Problem(
                     "no AWS credentials found (environment, profile, SSO or instance role): sign in as an "
                     "identity that may assume the deploy roles, e.g. `aws sso login` and AWS_PROFILE"
                 )
-            ]
+            ], {}
         if problem is not None:
             problems.append(problem)
-    return problems
+        elif assumed is not None:
+            credentials.setdefault(target.account_id, assumed)
+    return problems, credentials
+
+
+# ---------------------------------------------------------------------------------------------
+# Database keys: their policies must admit the accounts that copy the snapshots
+#
+# RDS snapshots, and so AWS Backup's RDS and Aurora recovery points, keep the database's key; a copy into
+# another account needs that key's policy to admit the account
+# (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html#USER_ShareSnapshot.Encrypted.KeyPolicy).
+# The keys belong to the application stacks: preflight reads their policies and says what is missing.
+
+# The IAM actions behind the statement's wildcards: each GenerateDataKey* operation of botocore's KMS model
+# is authorized by the action of its name, and ReEncrypt by kms:ReEncryptFrom on the source key and
+# kms:ReEncryptTo on the destination key (botocore's KMS model, ReEncrypt, "Required permissions").
+KMS_ACTIONS_OF_WILDCARDS: Mapping[str, tuple[str, ...]] = {
+    "kms:ReEncrypt*": ("kms:ReEncryptFrom", "kms:ReEncryptTo"),
+    "kms:GenerateDataKey*": (
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyPair",
+        "kms:GenerateDataKeyPairWithoutPlaintext",
+        "kms:GenerateDataKeyWithoutPlaintext",
+    ),
+}
+# botocore's error codes for GetKeyPolicy (its model's `errors`), and the common one for a refusal
+# (https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html: AccessDeniedException).
+ACCESS_DENIED = "AccessDeniedException"
+KEY_NOT_FOUND = "NotFoundException"
+INVALID_ARN = "InvalidArnException"
+
+
+def copy_actions() -> list[str]:
+    """The concrete IAM actions the documented statement allows (its wildcards expanded)."""
+    # Imported here: the components pull in pulumi_aws, which the CLI's other commands do not need.
+    from components.rds_protection import COPY_KEY_POLICY_ACTIONS
+
+    actions: list[str] = []
+    for action in COPY_KEY_POLICY_ACTIONS:
+        actions.extend(KMS_ACTIONS_OF_WILDCARDS.get(action, (action,)))
+    return actions
+
+
+@dataclass(frozen=True)
+class DatabaseKey:
+    """A database key whose policy must admit the accounts that copy the database's snapshots."""
+
+    stack: str
+    database: str
+    key_arn: str
+    destination_account_ids: tuple[str, ...]
+
+    @property
+    def account_id(self) -> str:
+        """The account that owns the key (GetKeyPolicy works only there)."""
+        return self.key_arn.split(":")[4]
+
+    @property
+    def region(self) -> str:
+        """The key's region: KMS keys are regional."""
+        return self.key_arn.split(":")[3]
+
+    @property
+    def partition(self) -> str:
+        """The key's partition."""
+        return self.key_arn.split(":")[1]
+
+
+def database_keys(configs: Mapping[str, StackConfig], stacks: Sequence[str]) -> list[DatabaseKey]:
+    """The customer-managed database keys of the chosen stacks whose snapshots are copied to the backup account."""
+    keys: list[DatabaseKey] = []
+    for stack in stacks:
+        cfg = configs[stack]
+        if cfg.role != ROLE_WORKLOAD:
+            continue
+        # The same rule as the stack program's copy to the backup account (pgf_backup/stacks.py).
+        copies_cross_account = cfg.scheduling == "organization" or (
+            cfg.plan is not None and cfg.plan.copy_to_backup_account
+        )
+        if not copies_cross_account:
+            continue
+        for name, database in cfg.databases.items():
+            if database.encryption == "customer" and database.kms_key_arn is not None:
+                keys.append(DatabaseKey(stack, name, database.kms_key_arn, (cfg.backup_account_id,)))
+    return keys
+
+
+@dataclass(frozen=True)
+class KeyPolicyVerdict:
+    """What a key policy refuses (or may refuse) the destination accounts, by account."""
+
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    uncertain: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _values(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _names_account(principal: Any, partition_: str, account_id: str) -> bool:
+    """A Principal that includes the account: `*`, or the account's root by ARN or id."""
+    if principal == "*":
+        return True
+    if not isinstance(principal, Mapping):
+        return False
+    # IAM takes an account id as the account's root (arn:...:iam::<id>:root).
+    wanted = {"*", account_id, f"arn:{partition_}:iam::{account_id}:root"}
+    return any(isinstance(p, str) and p in wanted for p in _values(principal.get("AWS")))
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    """IAM wildcard match (`*`, `?`), case-insensitive as IAM compares actions."""
+    return any(
+        isinstance(pattern, str) and fnmatch.fnmatchcase(value.lower(), pattern.lower())
+        for pattern in _values(patterns)
+    )
+
+
+def _applies(statement: Mapping[str, Any], partition_: str, account_id: str, action: str, key_arn: str) -> bool:
+    """Whether a statement's principal, action and resource cover this request (conditions aside)."""
+    if "NotPrincipal" in statement:
+        # Only meaningful in a Deny: everyone except the listed principals.
+        principal_ok = statement.get("Effect") == "Deny" and not _names_account(
+            statement["NotPrincipal"], partition_, account_id
+        )
+    else:
+        principal_ok = _names_account(statement.get("Principal"), partition_, account_id)
+    if "NotAction" in statement:
+        action_ok = not _matches(statement["NotAction"], action)
+    else:
+        action_ok = _matches(statement.get("Action"), action)
+    if "NotResource" in statement:
+        resource_ok = not _matches(statement["NotResource"], key_arn)
+    else:
+        # "*" is this key in a key policy (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
+        resource_ok = _matches(statement.get("Resource"), key_arn)
+    return principal_ok and action_ok and resource_ok
+
+
+def key_policy_verdict(policy: str, key_arn: str, destination_account_ids: Iterable[str]) -> KeyPolicyVerdict:
+    """Evaluate a key policy for each destination account and each action of the documented statement.
+
+    An explicit Deny wins over any Allow; an action is allowed when an Allow without conditions covers
+    it. Statements with conditions depend on the request, which preflight cannot know: an action only
+    they allow, or that a conditional Deny may refuse, is uncertain rather than missing.
+    """
+    try:
+        document = json.loads(policy)
+    except json.JSONDecodeError:
+        document = {}
+    statements = [s for s in _values(document.get("Statement", [])) if isinstance(s, Mapping)]
+    partition_ = key_arn.split(":")[1]
+    verdict = KeyPolicyVerdict()
+    for account in dict.fromkeys(destination_account_ids):
+        for action in copy_actions():
+            applying = [s for s in statements if _applies(s, partition_, account, action, key_arn)]
+            denies = [s for s in applying if s.get("Effect") == "Deny"]
+            allows = [s for s in applying if s.get("Effect") == "Allow"]
+            if any(not s.get("Condition") for s in denies):
+                verdict.missing.setdefault(account, []).append(action)
+            elif any(not s.get("Condition") for s in allows):
+                if denies:
+                    verdict.uncertain.setdefault(account, []).append(f"{action} (a conditional Deny may refuse it)")
+            elif allows:
+                verdict.uncertain.setdefault(account, []).append(f"{action} (allowed only under a condition)")
+            else:
+                verdict.missing.setdefault(account, []).append(action)
+    return verdict
+
+
+def key_policy_findings(
+    keys: Sequence[DatabaseKey], credentials: Mapping[str, Mapping[str, str]], kms: KmsFactory = kms_client
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings): each database key's policy must admit the accounts that copy its snapshots.
+
+    A key that cannot be read (another account, access denied, KMS unavailable) is unverified: a warning.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from components.rds_protection import copy_key_policy_statement
+
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    for key in keys:
+        where = f"databases.{key.database}: the key {key.key_arn}"
+        accounts = ", ".join(key.destination_account_ids)
+        unverified = f"{where} is unverified: preflight cannot tell whether its policy admits account {accounts}"
+        owner = credentials.get(key.account_id)
+        if owner is None:
+            # GetKeyPolicy: "Cross-account use: No" (botocore's KMS model).
+            warnings.append(
+                Problem(
+                    f"{unverified} (the key is in account {key.account_id}, where preflight has no deploy role; "
+                    "kms:GetKeyPolicy only works in the key's own account)",
+                    key.stack,
+                )
+            )
+            continue
+        try:
+            policy = kms(key.region, owner).get_key_policy(KeyId=key.key_arn, PolicyName="default")["Policy"]
+        except ClientError as error:
+            info = error.response.get("Error", {})
+            code = str(info.get("Code", "error"))
+            if code in (KEY_NOT_FOUND, INVALID_ARN):
+                problems.append(
+                    Problem(
+                        f"{where} was not found in account {key.account_id}, region {key.region} ({code}): "
+                        f"check databases.{key.database}.kms_key_arn",
+                        key.stack,
+                    )
+                )
+            else:
+                hint = (
+                    "; let the deploy role call kms:GetKeyPolicy on it to have it checked"
+                    if code == ACCESS_DENIED
+                    else ""
+                )
+                warnings.append(Problem(f"{unverified} ({code}: {info.get('Message', error)}{hint})", key.stack))
+            continue
+        except BotoCoreError as error:
+            warnings.append(Problem(f"{unverified} (cannot reach AWS KMS in {key.region}: {error})", key.stack))
+            continue
+        verdict = key_policy_verdict(policy, key.key_arn, key.destination_account_ids)
+        if verdict.missing:
+            missing = list(verdict.missing)
+            statement = copy_key_policy_statement(key.partition, key.key_arn, missing)
+            denied = sorted({a for actions in verdict.missing.values() for a in actions})
+            problems.append(
+                Problem(
+                    f"{where} does not let account {', '.join(missing)} copy the database's snapshots "
+                    f"(not allowed: {', '.join(denied)}), so every copy to the backup account would fail. "
+                    "The application team owns the key: add this statement to its key policy (README.md, "
+                    "'Data protection', RDS):\n" + json.dumps(statement, indent=2),
+                    key.stack,
+                )
+            )
+        elif verdict.uncertain:
+            details = "; ".join(f"account {a}: {', '.join(v)}" for a, v in verdict.uncertain.items())
+            warnings.append(Problem(f"{unverified} ({details})", key.stack))
+    return problems, warnings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +610,8 @@ class Checked:
 
     command: PulumiCommand
     configs: dict[str, StackConfig]
+    # What preflight could not verify (e.g. a database key it may not read): print, do not stop.
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def run(
@@ -332,6 +622,7 @@ def run(
     backend_url: str,
     cli_factory: CommandFactory = PulumiCommand,
     sts: StsFactory = sts_client,
+    kms: KmsFactory = kms_client,
     env: Mapping[str, str] | None = None,
 ) -> Checked:
     """Every check, cheapest first; AWS is only asked once the rest is sound. PreflightError if not."""
@@ -352,7 +643,12 @@ def run(
     problems.extend(secrets_problems(backend_url, project, stacks, env))
     if problems:
         raise PreflightError(problems)
-    problems = account_problems(configs, stacks, sts)
+    problems, credentials = _verify_accounts(configs, stacks, sts)
     if problems or command is None:
         raise PreflightError(problems)
-    return Checked(command=command, configs=configs)
+    warnings: list[Problem] = []
+    if operation in KEY_CHECKED_OPERATIONS:
+        problems, warnings = key_policy_findings(database_keys(configs, stacks), credentials, kms)
+        if problems:
+            raise PreflightError(problems, warnings)
+    return Checked(command=command, configs=configs, warnings=warnings)

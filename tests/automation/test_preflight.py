@@ -1,29 +1,39 @@
-"""Preflight: the Pulumi CLI, the stack files, and the AWS accounts (STS against moto)."""
+"""Preflight: the Pulumi CLI, the stack files, the AWS accounts and the database keys (moto and Stubber)."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from typing import Any
 
 import boto3
 import pytest
 import yaml
+from botocore.loaders import Loader
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from components.rds_protection import copy_key_policy_statement
 from pgf_backup.automation import preflight
 from pgf_backup.automation.live import TrackedPulumiCommand
 from pgf_backup.automation.offline import Project
 from pgf_backup.automation.preflight import (
     INSTALL_HINT,
+    KMS_ACTIONS_OF_WILDCARDS,
+    DatabaseKey,
     DeployTarget,
     PreflightError,
     Problem,
     account_problems,
     consistency_problems,
+    copy_actions,
+    database_keys,
     deploy_targets,
     destroy_problems,
     find_cli,
+    key_policy_findings,
+    key_policy_verdict,
     load_configs,
     secrets_problems,
     sts_client,
@@ -265,9 +275,10 @@ def test_run_refuses_a_destroy_before_asking_aws(project, fake_pulumi):
     assert [p.stack for p in caught.value.problems] == ["prod"]
 
 
-def test_run_hands_over_the_cli_and_the_configs(project, fake_pulumi, aws):
+def test_run_hands_over_the_cli_and_the_configs(copy, fake_pulumi, aws):
+    key_arn = _lab_key(copy, [STATEMENT])
     checked = preflight.run(
-        project,
+        copy,
         ["backup", "lab"],
         "up",
         backend_url="file:///state",
@@ -276,6 +287,8 @@ def test_run_hands_over_the_cli_and_the_configs(project, fake_pulumi, aws):
     )
     assert isinstance(checked.command, TrackedPulumiCommand)
     assert list(checked.configs) == ["backup", "lab"]
+    assert checked.configs["lab"].databases["pgf-core"].kms_key_arn == key_arn
+    assert checked.warnings == []
 
 
 def test_run_stops_on_a_wrong_account(project, fake_pulumi, aws):
@@ -288,3 +301,268 @@ def test_run_stops_on_a_wrong_account(project, fake_pulumi, aws):
             cli_factory=lambda **kw: TrackedPulumiCommand(root=str(fake_pulumi), **kw),
             sts=lambda region, credentials=None: sts_client(region, None),
         )
+
+
+# -- database keys: their policies must admit the backup account -----------------------------------
+
+BACKUP_ACCOUNT = "100000000010"
+LAB_ACCOUNT = "200000000020"
+LAB_KEY = f"arn:aws:kms:ca-central-1:{LAB_ACCOUNT}:key/0c1e5d8a-1f2b-4c3d-9e8f-200000000020"
+OWNER_STATEMENT = {
+    "Sid": "Enable IAM User Permissions",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{LAB_ACCOUNT}:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+STATEMENT = copy_key_policy_statement("aws", LAB_KEY, [BACKUP_ACCOUNT])
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [OWNER_STATEMENT, *statements]})
+
+
+def _verdict(*statements: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    verdict = key_policy_verdict(_policy(*statements), LAB_KEY, [BACKUP_ACCOUNT])
+    return verdict.missing, verdict.uncertain
+
+
+def _lab_key(project: Project, statements: list[dict[str, Any]]) -> str:
+    """A key in moto's lab account with these statements (and the owner's), named by the lab stack file."""
+    credentials = boto3.client("sts", region_name="ca-central-1").assume_role(
+        RoleArn=f"arn:aws:iam::{LAB_ACCOUNT}:role/pgf-backup-deploy", RoleSessionName="application-team"
+    )["Credentials"]
+    kms = boto3.client(
+        "kms",
+        region_name="ca-central-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    key_arn: str = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=_policy(*statements))
+    edit(project, "lab", "databases", {"pgf-core": {"kind": "cluster", "kms_key_arn": key_arn}})
+    return key_arn
+
+
+def _run(project: Project, fake_pulumi, operation: str = "up", **kwargs: Any) -> preflight.Checked:
+    return preflight.run(
+        project,
+        ["lab"],
+        operation,
+        backend_url="https://api.pulumi.com",
+        cli_factory=lambda **kw: TrackedPulumiCommand(root=str(fake_pulumi), **kw),
+        **kwargs,
+    )
+
+
+def test_the_wildcards_expand_as_botocores_kms_model_says():
+    model = Loader().load_service_model("kms", "service-2")
+    generate = sorted(f"kms:{name}" for name in model["operations"] if name.startswith("GenerateDataKey"))
+    assert list(KMS_ACTIONS_OF_WILDCARDS["kms:GenerateDataKey*"]) == generate
+    permissions = re.sub("<[^>]+>", "", model["operations"]["ReEncrypt"]["documentation"])
+    assert "kms:ReEncryptFrom permission on the source KMS key" in permissions
+    assert list(KMS_ACTIONS_OF_WILDCARDS["kms:ReEncrypt*"]) == ["kms:ReEncryptFrom", "kms:ReEncryptTo"]
+    assert "kms:CreateGrant" in copy_actions()
+    assert "kms:ReEncrypt*" not in copy_actions()
+
+
+# Both sides, on the pure evaluation: what admits the backup account, and what does not.
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        STATEMENT,
+        {**STATEMENT, "Principal": {"AWS": BACKUP_ACCOUNT}},  # an account id is its root
+        {**STATEMENT, "Principal": {"AWS": f"arn:aws:iam::{BACKUP_ACCOUNT}:root"}, "Action": "kms:*"},
+        {**STATEMENT, "Resource": LAB_KEY},
+        {**STATEMENT, "Action": [*copy_actions()]},
+    ],
+    ids=["documented", "account-id", "kms-star", "key-arn", "concrete-actions"],
+)
+def test_a_policy_that_admits_the_backup_account_passes(statement):
+    assert _verdict(statement) == ({}, {})
+
+
+def test_without_the_statement_every_action_is_missing():
+    missing, uncertain = _verdict()
+    assert missing == {BACKUP_ACCOUNT: copy_actions()}
+    assert uncertain == {}
+
+
+@pytest.mark.parametrize(
+    ("statement", "missing"),
+    [
+        ({**STATEMENT, "Action": [a for a in copy_actions() if a != "kms:ReEncryptTo"]}, ["kms:ReEncryptTo"]),
+        ({**STATEMENT, "Action": [a for a in STATEMENT["Action"] if a != "kms:CreateGrant"]}, ["kms:CreateGrant"]),
+        ({**STATEMENT, "Principal": {"AWS": f"arn:aws:iam::{BACKUP_ACCOUNT}:role/pgf-backup-copy"}}, copy_actions()),
+        ({**STATEMENT, "Principal": {"AWS": "arn:aws:iam::300000000030:root"}}, copy_actions()),
+        ({**STATEMENT, "Effect": "Deny"}, copy_actions()),
+        ({**STATEMENT, "Resource": f"{LAB_KEY}-other"}, copy_actions()),
+    ],
+    ids=["one-action-short", "no-create-grant", "a-role-not-the-account", "another-account", "deny", "other-key"],
+)
+def test_a_policy_that_does_not_admit_the_backup_account_is_missing(statement, missing):
+    assert _verdict(statement) == ({BACKUP_ACCOUNT: missing}, {})
+
+
+def test_an_explicit_deny_wins_over_the_statement():
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant", "Resource": "*"}
+    assert _verdict(STATEMENT, deny) == ({BACKUP_ACCOUNT: ["kms:CreateGrant"]}, {})
+    not_principal = {**deny, "Principal": None, "NotPrincipal": {"AWS": f"arn:aws:iam::{LAB_ACCOUNT}:root"}}
+    del not_principal["Principal"]
+    assert _verdict(STATEMENT, not_principal) == ({BACKUP_ACCOUNT: ["kms:CreateGrant"]}, {})
+    spared = {**not_principal, "NotPrincipal": {"AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]}}
+    assert _verdict(STATEMENT, spared) == ({}, {})
+
+
+def test_conditions_preflight_cannot_evaluate_are_uncertain_not_missing():
+    conditional = {**STATEMENT, "Condition": {"StringEquals": {"kms:ViaService": "rds.ca-central-1.amazonaws.com"}}}
+    missing, uncertain = _verdict(conditional)
+    assert missing == {}
+    assert uncertain[BACKUP_ACCOUNT][0] == "kms:CreateGrant (allowed only under a condition)"
+    org_deny = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-example"}},
+    }
+    missing, uncertain = _verdict(STATEMENT, org_deny)
+    assert missing == {}
+    assert len(uncertain[BACKUP_ACCOUNT]) == len(copy_actions())
+    assert uncertain[BACKUP_ACCOUNT][0] == "kms:CreateGrant (a conditional Deny may refuse it)"
+
+
+# Which keys preflight reads.
+
+
+def test_the_keys_are_those_of_databases_copied_to_the_backup_account(project):
+    configs = load_configs(project, ALL)
+    keys = database_keys(configs, ALL)
+    assert [(k.stack, k.database, k.destination_account_ids) for k in keys] == [
+        ("lab", "pgf-core", (BACKUP_ACCOUNT,)),
+        ("dev", "pgf-core", (BACKUP_ACCOUNT,)),
+        ("prod", "pgf-core", (BACKUP_ACCOUNT,)),
+        ("prod", "pgf-audit", (BACKUP_ACCOUNT,)),
+    ]
+    assert keys[0].key_arn == LAB_KEY
+    assert (keys[0].account_id, keys[0].region, keys[0].partition) == (LAB_ACCOUNT, "ca-central-1", "aws")
+    assert database_keys(configs, ["backup"]) == []
+
+
+def test_no_key_is_read_when_nothing_is_copied_to_the_backup_account(copy):
+    plan = yaml.safe_load(copy.stack_file("lab").read_text())["config"].get("pgf-backup:plan")
+    if plan is None:
+        pytest.skip("the lab stack file has no plan section to turn the copy off in")
+    edit(copy, "lab", "plan", {**plan, "copy_to_backup_account": False})
+    assert database_keys(load_configs(copy, ["lab"]), ["lab"]) == []
+
+
+# Against moto (KMS) and botocore's Stubber (the refusals moto does not make).
+
+
+def test_a_key_policy_with_the_statement_passes(copy, fake_pulumi, aws):
+    _lab_key(copy, [STATEMENT])
+    assert _run(copy, fake_pulumi).warnings == []
+
+
+def test_a_key_policy_without_the_statement_names_the_database_and_the_account(copy, fake_pulumi, aws):
+    key_arn = _lab_key(copy, [])
+    with pytest.raises(PreflightError) as caught:
+        _run(copy, fake_pulumi)
+    [problem] = caught.value.problems
+    assert problem.stack == "lab"
+    assert problem.message.startswith(
+        f"databases.pgf-core: the key {key_arn} does not let account {BACKUP_ACCOUNT} copy the database's "
+        "snapshots (not allowed: kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:Encrypt, kms:GenerateDataKey, "
+    )
+    assert "The application team owns the key: add this statement to its key policy" in problem.message
+    statement = json.loads(problem.message[problem.message.index("\n{") :])
+    assert statement == copy_key_policy_statement("aws", key_arn, [BACKUP_ACCOUNT])
+
+
+def test_the_missing_statement_names_only_the_missing_account():
+    key = DatabaseKey("lab", "pgf-core", LAB_KEY, (BACKUP_ACCOUNT, "500000000050"))
+    policy = _policy({**STATEMENT, "Principal": {"AWS": "500000000050"}})
+    client = boto3.client("kms", region_name="ca-central-1", aws_access_key_id="a", aws_secret_access_key="b")
+    stubber = Stubber(client)
+    stubber.add_response("get_key_policy", {"Policy": policy}, {"KeyId": LAB_KEY, "PolicyName": "default"})
+    with stubber:
+        problems, warnings = key_policy_findings([key], {LAB_ACCOUNT: {}}, lambda region, credentials=None: client)
+    [problem] = problems
+    assert f"does not let account {BACKUP_ACCOUNT} copy" in problem.message
+    assert json.loads(problem.message[problem.message.index("\n{") :])["Principal"] == {
+        "AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]
+    }
+    assert warnings == []
+
+
+def test_a_key_that_does_not_exist_is_a_problem(project, fake_pulumi, aws):
+    with pytest.raises(PreflightError) as caught:
+        _run(project, fake_pulumi)
+    [problem] = caught.value.problems
+    assert problem.message.startswith(
+        f"databases.pgf-core: the key {LAB_KEY} was not found in account {LAB_ACCOUNT}, region ca-central-1 "
+        "(NotFoundException): check databases.pgf-core.kms_key_arn"
+    )
+
+
+def test_access_denied_is_a_warning_not_a_failure(project, fake_pulumi, aws):
+    client = boto3.client("kms", region_name="ca-central-1", aws_access_key_id="a", aws_secret_access_key="b")
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "get_key_policy",
+        "AccessDeniedException",
+        "User: arn:aws:sts::200000000020:assumed-role/pgf-backup-deploy/pgf-backup-preflight is not authorized",
+        400,
+        expected_params={"KeyId": LAB_KEY, "PolicyName": "default"},
+    )
+    with stubber:
+        checked = _run(project, fake_pulumi, kms=lambda region, credentials=None: client)
+    [warning] = checked.warnings
+    assert warning.stack == "lab"
+    assert warning.message.startswith(
+        f"databases.pgf-core: the key {LAB_KEY} is unverified: preflight cannot tell whether its policy admits "
+        f"account {BACKUP_ACCOUNT} (AccessDeniedException: "
+    )
+    assert warning.message.endswith("let the deploy role call kms:GetKeyPolicy on it to have it checked)")
+
+
+def test_a_key_in_another_account_is_unverified():
+    other = DatabaseKey("lab", "pgf-core", LAB_KEY.replace(LAB_ACCOUNT, "600000000060"), (BACKUP_ACCOUNT,))
+    problems, warnings = key_policy_findings(
+        [other], {LAB_ACCOUNT: {}}, lambda region, credentials=None: pytest.fail("GetKeyPolicy is not cross-account")
+    )
+    assert problems == []
+    [warning] = warnings
+    assert "is unverified" in warning.message
+    assert "the key is in account 600000000060, where preflight has no deploy role" in warning.message
+
+
+def test_keys_are_read_in_their_region_with_the_deploy_role_of_their_account():
+    seen: list[tuple[str, Any]] = []
+    client = boto3.client("kms", region_name="us-west-2", aws_access_key_id="a", aws_secret_access_key="b")
+    stubber = Stubber(client)
+    key = DatabaseKey("lab", "pgf-core", LAB_KEY.replace("ca-central-1", "us-west-2"), (BACKUP_ACCOUNT,))
+    stubber.add_response(
+        "get_key_policy", {"Policy": _policy(STATEMENT)}, {"KeyId": key.key_arn, "PolicyName": "default"}
+    )
+    deploy = {"AccessKeyId": "A", "SecretAccessKey": "S", "SessionToken": "T"}
+
+    def factory(region, credentials=None):
+        seen.append((region, credentials))
+        return client
+
+    with stubber:
+        assert key_policy_findings([key], {LAB_ACCOUNT: deploy}, factory) == ([], [])
+    assert seen == [("us-west-2", deploy)]
+
+
+@pytest.mark.parametrize("operation", ["refresh", "drift", "destroy"])
+def test_only_preview_and_up_read_the_keys(project, fake_pulumi, aws, operation):
+    checked = _run(
+        project, fake_pulumi, operation, kms=lambda region, credentials=None: pytest.fail(f"{operation} read a key")
+    )
+    assert checked.warnings == []
