@@ -2,6 +2,7 @@
 
 from components.backup_plan import BackupPlan, BackupPlanArgs, CopyArgs, RuleArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultLockArgs
+from components.job_alerts import JobAlerts, JobAlertsArgs, failure_event_patterns
 from components.org_backup_policy import OrgBackupPolicy, OrgBackupPolicyArgs
 from components.policies import KeyGuard, vault_access_policy
 from components.rds_protection import DatabaseArgs, RdsProtection, RdsProtectionArgs
@@ -18,6 +19,8 @@ __all__ = [
     "BackupVaultArgs",
     "CopyArgs",
     "DatabaseArgs",
+    "JobAlerts",
+    "JobAlertsArgs",
     "KeyGuard",
     "OrgBackupPolicy",
     "OrgBackupPolicyArgs",
@@ -27,5 +30,6 @@ __all__ = [
     "S3Protection",
     "S3ProtectionArgs",
     "VaultLockArgs",
+    "failure_event_patterns",
     "vault_access_policy",
 ]

@@ -197,31 +197,59 @@ def _tag_key(value: str) -> str:
 TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w\s.:/=+@-]+$"), AfterValidator(_tag_key)]
 Days = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=36500)]
 
+# The vault events AWS Backup sends. PutBackupVaultNotifications also accepts deprecated names, and
+# "Deprecated events do not return statuses or notifications. Refer to the list above for the supported
+# events." (https://docs.aws.amazon.com/aws-backup/latest/devguide/API_PutBackupVaultNotifications.html,
+# whose supported list is exactly these). BACKUP_JOB_COMPLETED is sent for failed and expired backup
+# jobs too, its SNS message attribute `State` telling which: "Review sample Amazon SNS notification JSONs
+# for completed, failed, and expired backup jobs" (https://docs.aws.amazon.com/aws-backup/latest/devguide/
+# backup-notifications.html); a subscription filter policy on `State` keeps only the failures.
 VaultEvent = Literal[
     "BACKUP_JOB_STARTED",
     "BACKUP_JOB_COMPLETED",
-    "BACKUP_JOB_SUCCESSFUL",
-    "BACKUP_JOB_FAILED",
-    "BACKUP_JOB_EXPIRED",
-    "RESTORE_JOB_STARTED",
-    "RESTORE_JOB_COMPLETED",
-    "RESTORE_JOB_SUCCESSFUL",
-    "RESTORE_JOB_FAILED",
     "COPY_JOB_STARTED",
     "COPY_JOB_SUCCESSFUL",
     "COPY_JOB_FAILED",
+    "RESTORE_JOB_STARTED",
+    "RESTORE_JOB_COMPLETED",
     "RECOVERY_POINT_MODIFIED",
-    "BACKUP_PLAN_CREATED",
-    "BACKUP_PLAN_MODIFIED",
     "S3_BACKUP_OBJECT_FAILED",
     "S3_RESTORE_OBJECT_FAILED",
 ]
-DEFAULT_VAULT_EVENTS: tuple[VaultEvent, ...] = (
-    "BACKUP_JOB_FAILED",
-    "BACKUP_JOB_EXPIRED",
-    "COPY_JOB_FAILED",
-    "RESTORE_JOB_FAILED",
+# Accepted by AWS and never sent (same page): refused with a pointer to what covers them.
+DEPRECATED_VAULT_EVENTS = frozenset(
+    {
+        "BACKUP_JOB_SUCCESSFUL",
+        "BACKUP_JOB_FAILED",
+        "BACKUP_JOB_EXPIRED",
+        "RESTORE_JOB_SUCCESSFUL",
+        "RESTORE_JOB_FAILED",
+        "BACKUP_PLAN_CREATED",
+        "BACKUP_PLAN_MODIFIED",
+    }
 )
+DEFAULT_VAULT_EVENTS: tuple[VaultEvent, ...] = (
+    "BACKUP_JOB_COMPLETED",
+    "COPY_JOB_FAILED",
+    "RESTORE_JOB_COMPLETED",
+    "RECOVERY_POINT_MODIFIED",
+    "S3_BACKUP_OBJECT_FAILED",
+    "S3_RESTORE_OBJECT_FAILED",
+)
+
+
+def _supported_vault_event(value: object) -> object:
+    if isinstance(value, str) and value in DEPRECATED_VAULT_EVENTS:
+        raise ValueError(
+            f"{value!r} is a deprecated vault event: AWS Backup accepts it and never sends it. "
+            f"Supported: {', '.join(get_args(VaultEvent))}. Failed, aborted and expired backup jobs, failed "
+            "copy jobs and failed or aborted restore jobs are alerted by EventBridge rules instead "
+            "(JobAlerts, in every account and region)"
+        )
+    return value
+
+
+NotifyEvent = Annotated[VaultEvent, BeforeValidator(_supported_vault_event)]
 
 
 class Model(BaseModel):
@@ -379,7 +407,7 @@ class Vault(Model):
     tier: Tier
     name: VaultName | None = None
     lock: VaultLock | None = None
-    notify_events: Annotated[tuple[VaultEvent, ...], Field(min_length=1)] = DEFAULT_VAULT_EVENTS
+    notify_events: Annotated[tuple[NotifyEvent, ...], Field(min_length=1)] = DEFAULT_VAULT_EVENTS
     # Backup account only: also a logically air-gapped vault of this tier, a further copy target.
     air_gapped: AirGapped | None = None
 

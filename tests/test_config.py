@@ -324,3 +324,57 @@ def test_values_aws_would_reject_are_refused(project: Project, stack: str, mutat
 def test_one_problem_is_reported_once(project: Project) -> None:
     message = _error(project, "lab", _set("plan.rules.weekly.delete_after_days", 30))
     assert message.count("plan.rules.weekly.delete_after_days: 30 is above the lab maximum") == 1
+
+
+# -- vault notification events -------------------------------------------------------------------
+
+DEPRECATED_EVENTS = (
+    "BACKUP_JOB_SUCCESSFUL",
+    "BACKUP_JOB_FAILED",
+    "BACKUP_JOB_EXPIRED",
+    "RESTORE_JOB_SUCCESSFUL",
+    "RESTORE_JOB_FAILED",
+    "BACKUP_PLAN_CREATED",
+    "BACKUP_PLAN_MODIFIED",
+)
+# "The following events are supported" (PutBackupVaultNotifications API reference).
+SUPPORTED_EVENTS = (
+    "BACKUP_JOB_STARTED",
+    "BACKUP_JOB_COMPLETED",
+    "COPY_JOB_STARTED",
+    "COPY_JOB_SUCCESSFUL",
+    "COPY_JOB_FAILED",
+    "RESTORE_JOB_STARTED",
+    "RESTORE_JOB_COMPLETED",
+    "RECOVERY_POINT_MODIFIED",
+    "S3_BACKUP_OBJECT_FAILED",
+    "S3_RESTORE_OBJECT_FAILED",
+)
+
+
+@pytest.mark.parametrize("event", DEPRECATED_EVENTS)
+def test_deprecated_vault_events_are_refused_naming_the_key(project: Project, event: str) -> None:
+    message = _error(project, "prod", _set("vaults.prod.notify_events", ["COPY_JOB_FAILED", event]))
+    assert f"pgf-backup:vaults.prod.notify_events.1: {event!r} is a deprecated vault event" in message
+    assert f"Supported: {', '.join(SUPPORTED_EVENTS)}." in message
+    assert "EventBridge rules" in message
+
+
+def test_unknown_vault_events_are_refused_listing_only_supported_ones(project: Project) -> None:
+    message = _error(project, "backup", _set("vaults.prod.notify_events", ["BACKUP_JOB_FAILURE"]))
+    assert "pgf-backup:vaults.prod.notify_events.0: 'BACKUP_JOB_FAILURE' is not allowed" in message
+    assert not [event for event in DEPRECATED_EVENTS if event in message]
+
+
+def test_every_supported_vault_event_is_accepted(project: Project) -> None:
+    cfg = config_of(_mutated(project, "prod", _set("vaults.prod.notify_events", list(SUPPORTED_EVENTS))))
+    assert cfg.vaults["prod"].notify_events == SUPPORTED_EVENTS
+
+
+@pytest.mark.parametrize("stack", ["backup", "lab", "dev", "prod"])
+def test_default_and_shipped_vault_events_are_all_sent_by_aws(project: Project, stack: str) -> None:
+    cfg = project.load_config(stack)
+    for key, vault in cfg.vaults.items():
+        assert set(vault.notify_events) <= set(SUPPORTED_EVENTS), key
+        # The shipped stacks keep the default: completed (failed ones included) backups and failed copies.
+        assert {"BACKUP_JOB_COMPLETED", "COPY_JOB_FAILED"} <= set(vault.notify_events), key
