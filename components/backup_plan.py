@@ -53,6 +53,8 @@ class BackupPlanArgs:
     tag_conditions: Mapping[str, str]
     resources: Sequence[pulumi.Input[str]] = ()
     not_resources: Sequence[str] = ()
+    # What the tag selection covers before its conditions: everything, or ARN patterns (a resource type).
+    tag_resources: Sequence[str] = ("*",)
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -130,7 +132,7 @@ class BackupPlan(pulumi.ComponentResource):
             name=f"{args.plan_name}-tagged",
             plan_id=plan.id,
             iam_role_arn=args.service_role_arn,
-            resources=["*"],
+            resources=list(args.tag_resources),
             not_resources=list(args.not_resources) or None,
             conditions=[
                 aws.backup.SelectionConditionArgs(

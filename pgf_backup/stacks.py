@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from components import (
     BackupVault,
     BackupVaultArgs,
     DatabaseArgs,
+    JobAlerts,
+    JobAlertsArgs,
     KeyGuard,
     OrgBackupPolicy,
     OrgBackupPolicyArgs,
@@ -43,6 +46,10 @@ from pgf_backup.constants import (
 )
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
 
+# An RDS DB instance (not an Aurora cluster), whatever the partition, region and account.
+RDS_INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
+# RDS DB instances as a resource type of a BACKUP_POLICY selection (Aurora clusters are `cluster:`).
+RDS_INSTANCE_TYPE = "arn:aws:rds:*:*:db:*"
 # Full AWS Backup management (cross-account copies, cold storage, independent encryption).
 FULLY_MANAGED = ("DynamoDB", "EFS")
 
@@ -181,6 +188,35 @@ def vault_outputs(cfg: StackConfig, vaults: dict[str, dict[str, BackupVault]]) -
     }
 
 
+def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+    """Failed, aborted and expired AWS Backup jobs alerted, in each region of this stack's account."""
+    account = cfg.account_id
+    # The backup account holds the prod copies: its alert key is guarded like prod's.
+    hardened = cfg.tier == "prod" or cfg.role == ROLE_BACKUP_ACCOUNT
+    guard = (
+        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
+        if hardened
+        else None
+    )
+    prefix = f"{cfg.tags.application}-{cfg.tier or STACK_BACKUP}"  # at most 37 characters: tags.application <= 30
+    built: dict[str, Any] = {}
+    for region in cfg.regions.all:
+        alerts = JobAlerts(
+            f"job-alerts-{region}",
+            JobAlertsArgs(
+                account_id=account,
+                region=region,
+                partition=partition(region),
+                name_prefix=prefix,
+                key_guard=guard,
+                tags={TAG_BACKUP_TIER: cfg.tier} if cfg.tier else {},
+            ),
+            pulumi.ResourceOptions(providers={"aws": providers.get(account, region)}),
+        )
+        built[region] = {"topic_arn": alerts.topic_arn, "key_arn": alerts.key_arn, "rules": alerts.rule_names}
+    return built
+
+
 def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
     """The role AWS Backup assumes in this account (named as organization policies expect)."""
     args = BackupServiceRoleArgs(
@@ -245,6 +281,7 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
     outputs: dict[str, Any] = {
         "vaults": vault_outputs(cfg, vaults),
         "service_role_arn": role.role_arn,
+        "job_alerts": build_job_alerts(cfg, providers),
         "central_vaults": central,
         "air_gapped_vaults": air_gapped,
     }
@@ -300,10 +337,21 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
         destinations["copy_region"] = f"arn:{part}:backup:{copy}:{ACCOUNT_PLACEHOLDER}:backup-vault:{vault_name}"
     if "air_gapped" in arns:
         destinations["air_gapped"] = arns["air_gapped"]
-    rules = rule_args(cfg.plans[tier], destinations, copy is not None)
-    document = backup_policy(
-        plan_name, tier, rules=rules, vault_name=vault_name, service_role_arn=role_arn, regions=[cfg.regions.primary]
-    )
+    plan = cfg.plans[tier]
+    common: dict[str, Any] = {"vault_name": vault_name, "service_role_arn": role_arn, "regions": [cfg.regions.primary]}
+    rules = rule_args(plan, destinations, copy is not None)
+    if "air_gapped" in destinations and "air_gapped" in plan.copy_targets(copy is not None):
+        # Logically air-gapped vaults hold no RDS DB instances: a second plan copies those to the standard
+        # vaults only (as in account mode; AWS's type ARN for DB instances, POLICY_SYNTAX Example 7).
+        standard = rule_args(plan.model_copy(update={"copy_to_air_gapped": False}), destinations, copy is not None)
+        document = backup_policy(plan_name, tier, rules=rules, not_resource_types=[RDS_INSTANCE_TYPE], **common)
+        document["plans"].update(
+            backup_policy(
+                f"{plan_name}-standard-vaults", tier, rules=standard, resource_types=[RDS_INSTANCE_TYPE], **common
+            )["plans"]
+        )
+    else:
+        document = backup_policy(plan_name, tier, rules=rules, **common)
     text = json.dumps(document)
     if len(text) > MAX_POLICY_CHARACTERS:
         raise StackConfigError(
@@ -409,7 +457,14 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
         )
         arns.extend(rds.arns)
         outputs["databases"] = {
-            name: {"arn": arn, "kind": db.kind, "encryption": db.encryption}
+            name: {
+                "arn": arn,
+                "kind": db.kind,
+                "encryption": db.encryption,
+                # The statement the application's key policy must hold for the copies to the backup account
+                # (None when the database is not copied to another account).
+                "required_key_policy_statement": rds.key_policy_statements.get(name),
+            }
             for (name, db), arn in zip(cfg.databases.items(), rds.arns, strict=True)
         }
         outputs["rds_config_rules"] = {"rules": rds.rule_names, "multi_az_required": hardened}
@@ -450,6 +505,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     outputs: dict[str, Any] = {
         "vaults": vault_outputs(cfg, vaults),
         "service_role_arn": role.role_arn,
+        "job_alerts": build_job_alerts(cfg, providers),
         **data_outputs,
     }
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
@@ -482,22 +538,54 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     }
     if "copy_region" in targets and copy is not None:
         destinations["copy_region"] = local[copy].vault_arn
+    plan_name = f"{cfg.tags.application}-{tier}"
+    conditions = tag_conditions(tier, cfg.tags.application, plan.selection.scope_application)
+    listed = [*plan.selection.resources, *protected_arns]
+    # Logically air-gapped vaults hold no RDS DB instances (AWS Backup's "Feature availability by
+    # resource": https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html):
+    # a plan that copies there leaves them to a second plan whose rules copy to the standard vaults only.
+    apart = [f"arn:{partition(primary)}:rds:{primary}:{cfg.account_id}:db:*"] if "air_gapped" in targets else []
+    instances = [arn for arn in listed if apart and RDS_INSTANCE_ARN.match(arn)]
+    common: dict[str, Any] = {
+        "target_vault_name": local[primary].vault_name,
+        "service_role_arn": role.role_arn,
+        "tag_conditions": conditions,
+    }
     backup_plan = BackupPlan(
         f"plan-{tier}",
         BackupPlanArgs(
-            plan_name=f"{cfg.tags.application}-{tier}",
-            target_vault_name=local[primary].vault_name,
+            plan_name=plan_name,
             rules=rule_args(plan, destinations, copy is not None),
-            service_role_arn=role.role_arn,
-            tag_conditions=tag_conditions(tier, cfg.tags.application, plan.selection.scope_application),
-            resources=[*plan.selection.resources, *protected_arns],
-            not_resources=plan.selection.not_resources,
+            resources=[arn for arn in listed if arn not in instances],
+            not_resources=[*plan.selection.not_resources, *apart],
+            **common,
         ),
         providers.opts(),
     )
     outputs["plan_arn"] = backup_plan.plan_arn
     continuous = CONTINUOUS_RULE if CONTINUOUS_RULE in all_rules else None
-    _selection_summary(outputs, f"plan {cfg.tags.application}-{tier}, selection by ARN", continuous)
+    _selection_summary(outputs, f"plan {plan_name}, selection by ARN", continuous)
+    if apart:
+        standard = plan.model_copy(update={"copy_to_air_gapped": False})
+        standard_plan = BackupPlan(
+            f"plan-{tier}-standard-vaults",
+            BackupPlanArgs(
+                plan_name=f"{plan_name}-standard-vaults",
+                rules=rule_args(standard, destinations, copy is not None),
+                resources=instances,
+                not_resources=plan.selection.not_resources,
+                tag_resources=apart,
+                **common,
+            ),
+            providers.opts(),
+        )
+        outputs["standard_vaults_plan_arn"] = standard_plan.plan_arn
+        for database in outputs.get("databases", {}).values():
+            if RDS_INSTANCE_ARN.match(database["arn"]):
+                database["backup"] = (
+                    f"plan {plan_name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
+                    "air-gapped vaults hold no RDS DB instances)"
+                )
     outputs["copy_destinations"] = dict(destinations)
     return outputs
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.backup_plan import CopyArgs, RuleArgs
 from pgf_backup.automation.offline import Project
+from pgf_backup.plans import PolicyScheduleError, backup_policy
 from pgf_backup.stacks import MissingOutputError
 
 Plan = dict[str, Any]
@@ -23,9 +25,43 @@ def _of_type(plan: Plan, type_: str) -> list[dict[str, Any]]:
     return [r for r in plan["resources"] if r["type"] == type_]
 
 
-def _plan_rules(plan: Plan) -> dict[str, dict[str, Any]]:
-    (backup_plan,) = _of_type(plan, "aws:backup/plan:Plan")
+def _plan_rules(plan: Plan, suffix: str = "") -> dict[str, dict[str, Any]]:
+    tier = plan["outputs"]["tier"]
+    (backup_plan,) = [p for p in _of_type(plan, "aws:backup/plan:Plan") if p["inputs"]["name"] == f"pgf-{tier}{suffix}"]
     return {rule["ruleName"]: rule for rule in backup_plan["inputs"]["rules"]}
+
+
+def _selections(plan: Plan, plan_name: str) -> dict[str, dict[str, Any]]:
+    return {
+        s["inputs"]["name"].removeprefix(plan_name + "-"): s["inputs"]
+        for s in _of_type(plan, "aws:backup/selection:Selection")
+        if s["inputs"]["name"].startswith(plan_name + "-")
+        and s["inputs"]["name"].count("-") == plan_name.count("-") + 1
+    }
+
+
+def test_rds_instances_are_not_copied_to_the_air_gapped_vault(run_stack: RunStack) -> None:
+    """Logically air-gapped vaults hold no RDS DB instances: they get a plan copying to standard vaults only."""
+    plan = run_stack("prod")
+    instance = "arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"
+    instances = "arn:aws:rds:ca-central-1:400000000040:db:*"
+    main = _selections(plan, "pgf-prod")
+    assert instance not in main["listed"]["resources"]
+    assert "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core" in main["listed"]["resources"]
+    assert instances in main["tagged"]["notResources"] and instances in main["listed"]["notResources"]
+    standard = _selections(plan, "pgf-prod-standard-vaults")
+    assert standard["listed"]["resources"] == [instance]
+    assert standard["tagged"]["resources"] == [instances]
+    assert standard["tagged"]["conditions"] == main["tagged"]["conditions"]
+    rules = _plan_rules(plan, "-standard-vaults")
+    assert set(rules) == set(_plan_rules(plan))
+    for rule in rules.values():
+        destinations = [c["destinationVaultArn"] for c in rule["copyActions"]]
+        assert destinations == [
+            f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod",
+            "arn:aws:backup:ca-west-1:400000000040:backup-vault:pgf-prod",
+        ]
+    assert plan["outputs"]["databases"]["pgf-audit"]["backup"].startswith("plan pgf-prod-standard-vaults")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +99,7 @@ def test_lab_and_dev_keep_their_own_retention(run_stack: RunStack, stack: str, a
 
 def test_selection_by_the_strategy_tags(run_stack: RunStack) -> None:
     plan = run_stack("prod")
-    (selection,) = [s for s in _of_type(plan, "aws:backup/selection:Selection") if s["name"].endswith("-tagged")]
+    (selection,) = [s for s in _of_type(plan, "aws:backup/selection:Selection") if s["name"] == "plan-prod-tagged"]
     (block,) = selection["inputs"]["conditions"]
     conditions = {c["key"]: c["value"] for c in block["stringEquals"]}
     assert conditions == {
@@ -148,9 +184,32 @@ def test_copy_outside_the_central_lock_is_refused(run_stack: RunStack, backup_ou
 # Organization mode
 
 
+def _in_utc(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan with every schedule read in UTC (same crons): a BACKUP_POLICY has no time zone key."""
+    for rule in plan.get("rules", {}).values():
+        rule["timezone"] = "UTC"
+    if isinstance(plan.get("continuous"), dict):
+        plan["continuous"]["timezone"] = "UTC"
+    return plan
+
+
 @pytest.fixture(scope="module")
-def org_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A copy of the project switched to organization mode: plans move to the backup stack."""
+def utc_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A copy of the project (account mode) whose plans are written in UTC, as organization mode needs."""
+    root = tmp_path_factory.mktemp("utc")
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.backup.yaml"):
+        shutil.copy(project.root / name, root / name)
+    for tier in ("lab", "dev", "prod"):
+        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
+        _in_utc(data["config"]["pgf-backup:plan"])
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    return Project.find(root)
+
+
+@pytest.fixture(scope="module")
+def org_project(utc_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """`utc_project` switched to organization mode: plans move to the backup stack."""
+    project = utc_project
     root = tmp_path_factory.mktemp("org")
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(project.root / name, root / name)
@@ -187,6 +246,108 @@ def _assigned(node: dict[str, Any]) -> Any:
     return node["@@assign"]
 
 
+# The rule keys of https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_backup_syntax.html
+RULE_KEYS = {
+    "schedule_expression",
+    "target_backup_vault_name",
+    "target_logically_air_gapped_backup_vault_arn",
+    "start_backup_window_minutes",
+    "complete_backup_window_minutes",
+    "enable_continuous_backup",
+    "lifecycle",
+    "copy_actions",
+    "recovery_point_tags",
+    "index_actions",
+    "scan_actions",
+}
+ROLE = "arn:aws:iam::$account:role/pgf-backup-service-role"
+CENTRAL = f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
+
+
+def _rule(schedule: str = "cron(0 5 ? * * *)", timezone: str = "UTC", **changes: Any) -> RuleArgs:
+    values: dict[str, Any] = {
+        "name": "daily",
+        "schedule": schedule,
+        "timezone": timezone,
+        "start_window_minutes": 60,
+        "completion_window_minutes": 480,
+        "delete_after_days": 35,
+    }
+    return RuleArgs(**(values | changes))
+
+
+def _policy_rules(*rules: RuleArgs) -> dict[str, Any]:
+    document = backup_policy(
+        "pgf-prod", "prod", rules=rules, vault_name="pgf-prod", service_role_arn=ROLE, regions=["ca-central-1"]
+    )
+    (plan,) = document["plans"].values()
+    policy_rules: dict[str, Any] = plan["rules"]
+    return policy_rules
+
+
+@pytest.mark.parametrize(
+    ("schedule", "timezone", "utc"),
+    [
+        ("cron(0 5 ? * * *)", "UTC", "cron(0 5 ? * * *)"),
+        ("cron(0 5 ? * * *)", "Etc/UTC", "cron(0 5 ? * * *)"),
+        # A zone without daylight saving time: the same instants, written in UTC.
+        ("cron(0 5 ? * * *)", "Asia/Tokyo", "cron(0 20 ? * * *)"),
+        ("cron(0 12 1 * ? *)", "Asia/Tokyo", "cron(0 3 1 * ? *)"),
+        ("cron(0 5,17 ? * * *)", "Asia/Kolkata", "cron(30 11,23 ? * * *)"),
+        # Every hour, or a rate: daylight saving time changes nothing.
+        ("cron(15 * ? * * *)", "America/Toronto", "cron(15 * ? * * *)"),
+        ("rate(12 hours)", "America/Toronto", "rate(12 hours)"),
+    ],
+)
+def test_policy_schedules_are_utc_crons(schedule: str, timezone: str, utc: str) -> None:
+    body = _policy_rules(_rule(schedule, timezone))["daily"]
+    assert _assigned(body["schedule_expression"]) == utc
+    assert set(body) <= RULE_KEYS
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            _rule("cron(0 5 ? * * *)", "America/Toronto"),
+            r"^plans\.prod\.rules\.daily\.timezone: cron\(0 5 \? \* \* \*\) in America/Toronto \(UTC-05:00 and "
+            r"UTC-04:00\) has no single UTC equivalent: daylight saving time .* set `timezone: UTC` \(e\.g\. "
+            r"cron\(0 10 \? \* \* \*\) keeps it at UTC-05:00; cron\(0 9 \? \* \* \*\) keeps it at UTC-04:00\)$",
+        ),
+        (
+            _rule("cron(0 4 ? * * *)", "Europe/Paris", name="continuous", continuous=True),
+            r"^plans\.prod\.continuous\.timezone: .*orgs_manage_policies_backup_syntax\.html",
+        ),
+        # 05:00 in Tokyo on the 1st is 20:00 UTC on the last day of the month before: not a shift of hours.
+        (_rule("cron(0 5 1 * ? *)", "Asia/Tokyo"), r"\(UTC\+09:00\) is not converted"),
+        (_rule("cron(0 0/2 ? * * *)", "Asia/Tokyo"), r"is not converted: only plain hours"),
+    ],
+)
+def test_policy_refuses_a_schedule_no_utc_cron_keeps(rule: RuleArgs, message: str) -> None:
+    with pytest.raises(PolicyScheduleError, match=message):
+        _policy_rules(rule)
+
+
+def test_policy_values_have_the_types_of_the_syntax_page() -> None:
+    # The page's examples: numbers and booleans as strings ("480", "false"), regions and tag values as lists.
+    copy = CopyArgs(destination_vault_arn=CENTRAL, delete_after_days=2555, cold_storage_after_days=30)
+    rules = _policy_rules(
+        _rule(cold_storage_after_days=30, delete_after_days=2555, recovery_point_tags={"k": "v"}, copies=[copy]),
+        _rule("cron(0 4 ? * * *)", name="continuous", continuous=True),
+    )
+    daily, continuous = rules["daily"], rules["continuous"]
+    assert _assigned(daily["start_backup_window_minutes"]) == "60"
+    assert _assigned(daily["complete_backup_window_minutes"]) == "480"
+    assert daily["lifecycle"] == {
+        "delete_after_days": {"@@assign": "2555"},
+        "move_to_cold_storage_after_days": {"@@assign": "30"},
+    }
+    assert daily["copy_actions"][CENTRAL]["lifecycle"] == daily["lifecycle"]
+    assert daily["recovery_point_tags"] == {"k": {"tag_key": {"@@assign": "k"}, "tag_value": {"@@assign": "v"}}}
+    assert "enable_continuous_backup" not in daily
+    assert _assigned(continuous["enable_continuous_backup"]) == "true"
+
+
 def _check_policy_syntax(document: dict[str, Any]) -> None:
     """The documented shape: plans -> regions, rules, selections; every value under @@assign."""
     assert set(document) == {"plans"}
@@ -195,14 +356,19 @@ def _check_policy_syntax(document: dict[str, Any]) -> None:
         assert isinstance(_assigned(plan["regions"]), list)
         for rule in plan["rules"].values():
             assert {"schedule_expression", "target_backup_vault_name", "lifecycle"} <= set(rule)
+            assert set(rule) <= RULE_KEYS  # no schedule_expression_timezone: the page has none
             assert _assigned(rule["schedule_expression"]).startswith(("cron(", "rate("))
             assert _assigned(rule["lifecycle"]["delete_after_days"]).isdigit()
             for arn, copy in rule.get("copy_actions", {}).items():
                 assert _assigned(copy["target_backup_vault_arn"]) == arn
                 assert _assigned(copy["lifecycle"]["delete_after_days"]).isdigit()
-        for selection in plan["selections"]["tags"].values():
+        for selection in plan["selections"].get("tags", {}).values():
             assert set(selection) == {"iam_role_arn", "tag_key", "tag_value"}
             assert isinstance(_assigned(selection["tag_value"]), list)
+        for selection in plan["selections"].get("resources", {}).values():
+            assert {"iam_role_arn", "resource_types", "conditions"} <= set(selection)
+            assert set(selection) <= {"iam_role_arn", "resource_types", "not_resource_types", "conditions"}
+            assert isinstance(_assigned(selection["resource_types"]), list)
 
 
 def _normalize_plan_rules(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -227,13 +393,13 @@ def _days(node: dict[str, Any], key: str) -> int | None:
     return int(_assigned(node[key])) if key in node else None
 
 
-def _normalize_policy_rules(document: dict[str, Any], account: str) -> dict[str, Any]:
-    (plan,) = document["plans"].values()
+def _normalize_policy_rules(document: dict[str, Any], account: str, name: str) -> dict[str, Any]:
+    plan = document["plans"][name]
     normalized = {}
     for name, r in plan["rules"].items():
         normalized[name] = {
             "schedule": _assigned(r["schedule_expression"]),
-            "timezone": _assigned(r["schedule_expression_timezone"]),
+            "timezone": "UTC",  # the policy's cron is in UTC (no time zone key, checked above)
             "windows": (
                 int(_assigned(r["start_backup_window_minutes"])),
                 int(_assigned(r["complete_backup_window_minutes"])),
@@ -242,7 +408,9 @@ def _normalize_policy_rules(document: dict[str, Any], account: str) -> dict[str,
                 _days(r["lifecycle"], "delete_after_days"),
                 _days(r["lifecycle"], "move_to_cold_storage_after_days"),
             ),
-            "continuous": _assigned(r["enable_continuous_backup"]) if "enable_continuous_backup" in r else False,
+            "continuous": _assigned(r["enable_continuous_backup"]) == "true"
+            if "enable_continuous_backup" in r
+            else False,
             "tags": {k: _assigned(v["tag_value"]) for k, v in r.get("recovery_point_tags", {}).items()},
             "copies": sorted(
                 (
@@ -258,23 +426,44 @@ def _normalize_policy_rules(document: dict[str, Any], account: str) -> dict[str,
 
 @pytest.mark.parametrize(("tier", "account"), [("lab", "200000000020"), ("prod", "400000000040")])
 def test_both_modes_produce_the_same_rules_from_one_config(
-    run_stack: RunStack, org_project: Project, tier: str, account: str
+    run_stack: RunStack, utc_project: Project, org_project: Project, tier: str, account: str
 ) -> None:
-    account_mode = _normalize_plan_rules(_plan_rules(run_stack(tier)))
+    planned = run_stack(tier, utc_project)
     backup = run_stack("backup", org_project)
     document = _policy(backup, tier)
     _check_policy_syntax(document)
-    assert _normalize_policy_rules(document, account) == account_mode
+    # Both modes make the same plans: in prod, a second one that spares RDS instances the air-gapped copy.
+    names = {p["inputs"]["name"] for p in _of_type(planned, "aws:backup/plan:Plan")}
+    assert set(document["plans"]) == names
+    for name in names:
+        account_mode = _normalize_plan_rules(_plan_rules(planned, name.removeprefix(f"pgf-{tier}")))
+        assert _normalize_policy_rules(document, account, name) == account_mode, name
 
 
 def test_organization_mode_backup_stack(run_stack: RunStack, org_project: Project) -> None:
     backup = run_stack("backup", org_project)
-    document = _policy(backup, "prod")
-    (plan,) = document["plans"].values()
-    assert _assigned(plan["regions"]) == ["ca-central-1"]
-    (selection,) = plan["selections"]["tags"].values()
+    (dev,) = _policy(backup, "dev")["plans"].values()
+    (selection,) = dev["selections"]["tags"].values()
     assert _assigned(selection["iam_role_arn"]) == "arn:aws:iam::$account:role/pgf-backup-service-role"
-    assert (_assigned(selection["tag_key"]), _assigned(selection["tag_value"])) == ("backup:tier", ["prod"])
+    assert (_assigned(selection["tag_key"]), _assigned(selection["tag_value"])) == ("backup:tier", ["dev"])
+    # Prod copies to the air-gapped vault, which holds no RDS DB instances: two plans, split by type.
+    plans = _policy(backup, "prod")["plans"]
+    assert set(plans) == {"pgf-prod", "pgf-prod-standard-vaults"}
+    assert _assigned(plans["pgf-prod"]["regions"]) == ["ca-central-1"]
+    (main,) = plans["pgf-prod"]["selections"]["resources"].values()
+    (standard,) = plans["pgf-prod-standard-vaults"]["selections"]["resources"].values()
+    assert _assigned(main["resource_types"]) == ["*"]
+    assert _assigned(main["not_resource_types"]) == ["arn:aws:rds:*:*:db:*"]
+    assert _assigned(standard["resource_types"]) == ["arn:aws:rds:*:*:db:*"]
+    for chosen in (main, standard):
+        assert _assigned(chosen["iam_role_arn"]) == "arn:aws:iam::$account:role/pgf-backup-service-role"
+        (condition,) = chosen["conditions"]["string_equals"].values()
+        assert (_assigned(condition["condition_key"]), _assigned(condition["condition_value"])) == (
+            "aws:ResourceTag/backup:tier",
+            "prod",
+        )
+    for rule in plans["pgf-prod-standard-vaults"]["rules"].values():
+        assert not [arn for arn in rule["copy_actions"] if "air-gapped" in arn]
     attachments = _of_type(backup, "aws:organizations/policyAttachment:PolicyAttachment")
     assert sorted(a["inputs"]["targetId"] for a in attachments) == sorted(
         ["ou-pgf0-lab00001", "ou-pgf0-dev00001", "ou-pgf0-prod0001", "400000000040"]
@@ -308,6 +497,21 @@ def test_organization_mode_refuses_a_workload_plan(org_project: Project, tmp_pat
     (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="in organization mode the plan comes from the backup stack"):
         Project.find(root).load_config("prod")
+
+
+def test_organization_mode_refuses_the_shipped_local_time_schedules(
+    run_stack: RunStack, project: Project, org_project: Project, tmp_path: Path
+) -> None:
+    from pgf_backup.config import ConfigError
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(org_project.root / name, tmp_path / name)
+    backup = yaml.safe_load((org_project.root / "Pulumi.backup.yaml").read_text())
+    shipped = yaml.safe_load((project.root / "Pulumi.prod.yaml").read_text())["config"]["pgf-backup:plan"]
+    backup["config"]["pgf-backup:plans"]["prod"] = shipped  # America/Toronto: EST in winter, EDT in summer
+    (tmp_path / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+    with pytest.raises(ConfigError, match=r"plans\.prod\.rules\.daily\.timezone: .* in America/Toronto"):
+        run_stack("backup", Project.find(tmp_path))
 
 
 def test_a_backup_policy_over_the_size_limit_names_the_plan(

@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import TextIO
 
 from pgf_backup.automation.offline import Project
-from pgf_backup.automation.planner import known_stacks, plan_all, rollout_order, summarize, write_json
+from pgf_backup.automation.planner import (
+    known_stacks,
+    plan_all,
+    rollout_order,
+    run_path_checks,
+    summarize,
+    summarize_paths,
+    write_json,
+)
 from pgf_backup.config import ConfigError
 from pgf_backup.constants import STACK_BACKUP
+from pgf_backup.paths.checks import broken
 
 
 class ExitStatus(IntEnum):
@@ -137,6 +146,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
     except GateError as error:
         print(f"error: policy gate: {error}", file=err)
         return ExitStatus.FAILED
+    if not result.failures:
+        summarize_paths(run_path_checks(project, result), out)
     if args.json:
         write_json(result, args.json)
         print(f"plan written to {args.json}", file=out)
@@ -144,11 +155,19 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
         warn(failure.stack, failure.warnings)
         print(f"error: stack {failure.stack}: {failure}", file=err)
         return ExitStatus.USAGE if failure.exit_code == ExitStatus.USAGE else ExitStatus.FAILED
+    status = ExitStatus.OK
     refused = [plan.stack for plan in result.plans if plan.policy is not None and not plan.policy["passed"]]
     if refused:
         print(f"error: the policy pack refuses stack(s) {', '.join(refused)}: see the mandatory violations", file=err)
-        return ExitStatus.FAILED
-    return ExitStatus.OK
+        status = ExitStatus.FAILED
+    for path in broken(result.paths):
+        print(
+            f"error: broken {path.kind} path in stack {path.stack}: {path.source} -> {path.target}: "
+            f"{path.request}: {path.reason}",
+            file=err,
+        )
+        status = ExitStatus.FAILED
+    return status
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> ExitStatus:

@@ -180,10 +180,12 @@ class Recorded:
     retain_on_delete: bool
     custom: bool
     inputs: dict[str, Any]
+    # The ARN the mocks gave it, as AWS would: the path checks find a key or topic by it.
+    arn: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The plan's JSON shape of a resource."""
-        return {
+        data: dict[str, Any] = {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -194,6 +196,9 @@ class Recorded:
             "custom": self.custom,
             "inputs": self.inputs,
         }
+        if self.arn:
+            data["arn"] = self.arn
+        return data
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -209,6 +214,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = plain(rpc.deserialize_properties(request.object))
+        state = rpc.deserialize_properties(response.object) if response.object is not None else {}
+        arn = state.get("arn") if isinstance(state, dict) else None
         self.recorded.append(
             Recorded(
                 urn=response.urn,
@@ -220,6 +227,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 custom=bool(request.custom),
                 inputs=inputs,
+                arn=arn if isinstance(arn, str) else "",
             )
         )
         return response

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
 from pgf_backup.config import ConfigError
 from pgf_backup.constants import STACK_BACKUP
+from pgf_backup.paths.checks import KINDS, PathResult, check_paths
 
 
 def known_stacks(project: Project) -> list[str]:
@@ -34,10 +35,13 @@ class PlanResult:
 
     plans: list[StackPlan] = field(default_factory=list)
     failures: list[StackError] = field(default_factory=list)
+    # The backup stack's plan, also when it was evaluated only to feed the others (path checks read it).
+    backup: StackPlan | None = None
+    paths: list[PathResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` document."""
-        return {"stacks": [plan.to_json() for plan in self.plans]}
+        return {"stacks": [plan.to_json() for plan in self.plans], "paths": [p.to_json() for p in self.paths]}
 
 
 def plan_all(
@@ -64,6 +68,7 @@ def plan_all(
             break
         if stack == STACK_BACKUP:
             backup_outputs = plan.outputs
+            result.backup = plan
         if stack not in stacks:
             continue
         result.plans.append(plan)
@@ -106,6 +111,34 @@ def summarize(plan: StackPlan, out: TextIO) -> None:
         print("   outputs:", file=out)
         for line in _flatten(plan.outputs):
             print(f"     {line}", file=out)
+
+
+def run_path_checks(project: Project, result: PlanResult) -> list[PathResult]:
+    """The path checks over the planned stacks (and the backup stack they copy into)."""
+    plans = list(result.plans)
+    if result.backup is not None and result.backup not in plans:
+        plans.insert(0, result.backup)
+    configs = {plan.stack: project.load_config(plan.stack) for plan in plans}
+    reported = {plan.stack for plan in result.plans}
+    result.paths = [p for p in check_paths(plans, configs) if p.stack in reported]
+    return result.paths
+
+
+def summarize_paths(paths: Sequence[PathResult], out: TextIO) -> None:
+    """Print the `paths` section: per kind, how many paths are ok, unproven or broken; then the failing ones."""
+    print("== paths: the requests AWS will make, evaluated against the planned documents", file=out)
+    for kind in KINDS:
+        of_kind = [p for p in paths if p.kind == kind]
+        counts = Counter(p.verdict for p in of_kind)
+        verdict = "BROKEN" if counts["broken"] else "ok"
+        detail = ", ".join(f"{counts[v]} {v}" for v in ("ok", "unproven", "broken") if counts[v])
+        print(f"   {kind}: {verdict} ({detail or 'none'})", file=out)
+    for path in paths:
+        if path.verdict == "ok":
+            continue
+        print(f"   [{path.verdict}] {path.kind} ({path.stack}): {path.source} -> {path.target}", file=out)
+        print(f"       request: {path.request}", file=out)
+        print(f"       {path.reason}", file=out)
 
 
 def summarize_policy(plan: StackPlan, out: TextIO) -> None:

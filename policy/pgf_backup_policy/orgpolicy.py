@@ -15,20 +15,25 @@ MAX_REPORTED: Final = 10
 
 VALUE_OPERATORS: Final = frozenset({"@@assign", "@@append", "@@remove"})
 CHILD_CONTROL: Final = "@@operators_allowed_for_child_policies"
-PLAN_KEYS: Final = frozenset({"regions", "rules", "selections", "advanced_backup_settings", "backup_plan_tags"})
+# The keys below are those of AWS's page, table by table ("Backup policy elements", "Backup rule elements",
+# "Backup selection elements: Tags" / "...: Resources"), no more:
+# https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_backup_syntax.html
+# It has no `schedule_expression_timezone`: "schedule_expression: Cron expression in UTC".
+PLAN_KEYS: Final = frozenset(
+    {"rules", "regions", "selections", "advanced_backup_settings", "backup_plan_tags", "scan_settings"}
+)
 REQUIRED_PLAN_KEYS: Final = ("regions", "rules", "selections")
 RULE_KEYS: Final = frozenset(
     {
         "schedule_expression",
-        "schedule_expression_timezone",
+        "target_backup_vault_name",
+        "target_logically_air_gapped_backup_vault_arn",
         "start_backup_window_minutes",
         "complete_backup_window_minutes",
         "enable_continuous_backup",
-        "target_backup_vault_name",
-        "target_logically_air_gapped_backup_vault_arn",
-        "recovery_point_tags",
         "lifecycle",
         "copy_actions",
+        "recovery_point_tags",
         "index_actions",
         "scan_actions",
     }
@@ -36,13 +41,25 @@ RULE_KEYS: Final = frozenset(
 REQUIRED_RULE_KEYS: Final = ("schedule_expression", "target_backup_vault_name")
 # Rule settings whose value is an operator object (the others are nested objects).
 RULE_LEAVES: Final = RULE_KEYS - {"recovery_point_tags", "lifecycle", "copy_actions", "index_actions", "scan_actions"}
+# The page gives numbers as strings ("@@assign": "480") and booleans as "false" or false.
+NUMERIC_RULE_KEYS: Final = ("start_backup_window_minutes", "complete_backup_window_minutes")
+BOOLEAN_KEYS: Final = ("enable_continuous_backup", "opt_in_to_archive_for_supported_resources")
+# "The ARN must use the special placeholders $region and $account."
+AIR_GAPPED_PLACEHOLDERS: Final = ("$region", "$account")
 LIFECYCLE_KEYS: Final = frozenset(
     {"delete_after_days", "move_to_cold_storage_after_days", "opt_in_to_archive_for_supported_resources"}
 )
 NUMERIC_LIFECYCLE_KEYS: Final = ("delete_after_days", "move_to_cold_storage_after_days")
 COPY_KEYS: Final = frozenset({"target_backup_vault_arn", "lifecycle"})
+# "There are two mutually exclusive elements: tags and resources."
 SELECTION_KINDS: Final = frozenset({"tags", "resources"})
-TAG_SELECTION_KEYS: Final = ("iam_role_arn", "tag_key", "tag_value")
+TAG_SELECTION_KEYS: Final = frozenset({"iam_role_arn", "tag_key", "tag_value", "conditions"})
+REQUIRED_TAG_SELECTION_KEYS: Final = ("iam_role_arn", "tag_key", "tag_value")
+RESOURCE_SELECTION_KEYS: Final = frozenset({"iam_role_arn", "resource_types", "not_resource_types", "conditions"})
+REQUIRED_RESOURCE_SELECTION_KEYS: Final = ("iam_role_arn", "resource_types")
+CONDITION_OPERATORS: Final = frozenset({"string_equals", "string_not_equals", "string_like", "string_not_like"})
+CONDITION_KEYS: Final = ("condition_key", "condition_value")
+MAX_CONDITIONS: Final = 30  # "Limited to 30 conditions for each selection."
 TAG_KEYS: Final = ("tag_key", "tag_value")
 
 
@@ -86,14 +103,19 @@ class _Checker:
             if key not in node:
                 self.error(path, f"missing {key!r}")
 
-    def operator(self, node: Any, path: str, numeric: bool = False) -> None:
+    def operator(self, node: Any, path: str, numeric: str = "", boolean: bool = False) -> Any:
+        """Check an operator object (`numeric` names the unit of a whole number); its value, or None."""
         operators = [k for k in node if k in VALUE_OPERATORS] if isinstance(node, Mapping) else []
         if len(operators) != 1 or any(k not in VALUE_OPERATORS and k != CHILD_CONTROL for k in node):
             self.error(path, 'must be an operator object such as {"@@assign": value}')
-            return
+            return None
         value = node[operators[0]]
-        if numeric and not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
-            self.error(path, f"{value!r} is not a whole number of days")
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if numeric and not (whole or (isinstance(value, str) and value.isdigit())):
+            self.error(path, f"{value!r} is not a whole number of {numeric}")
+        if boolean and not (isinstance(value, bool) or value in ("true", "false")):
+            self.error(path, f'{value!r} is not a boolean ("true" or "false")')
+        return value
 
     def tag_map(self, node: Any, path: str, keys: tuple[str, ...]) -> None:
         entries = self.mapping(node, path)
@@ -113,7 +135,12 @@ class _Checker:
         self.keys(fields, path, LIFECYCLE_KEYS, ())
         for key in fields:
             if key in LIFECYCLE_KEYS:
-                self.operator(fields[key], f"{path}.{key}", numeric=key in NUMERIC_LIFECYCLE_KEYS)
+                self.operator(
+                    fields[key],
+                    f"{path}.{key}",
+                    numeric="days" if key in NUMERIC_LIFECYCLE_KEYS else "",
+                    boolean=key in BOOLEAN_KEYS,
+                )
 
     def copy_actions(self, node: Any, path: str) -> None:
         for arn, copy in (self.mapping(node, path) or {}).items():
@@ -136,13 +163,58 @@ class _Checker:
         self.keys(fields, path, RULE_KEYS, REQUIRED_RULE_KEYS)
         for key, value in fields.items():
             if key in RULE_LEAVES:
-                self.operator(value, f"{path}.{key}")
+                assigned_value = self.operator(
+                    value,
+                    f"{path}.{key}",
+                    numeric="minutes" if key in NUMERIC_RULE_KEYS else "",
+                    boolean=key in BOOLEAN_KEYS,
+                )
+                air_gapped = key == "target_logically_air_gapped_backup_vault_arn"
+                if air_gapped and not all(p in str(assigned_value) for p in AIR_GAPPED_PLACEHOLDERS):
+                    self.error(f"{path}.{key}", "the ARN must use the placeholders $region and $account")
         if "lifecycle" in fields:
             self.lifecycle(fields["lifecycle"], f"{path}.lifecycle")
         if "copy_actions" in fields:
             self.copy_actions(fields["copy_actions"], f"{path}.copy_actions")
         if "recovery_point_tags" in fields:
             self.tag_map(fields["recovery_point_tags"], f"{path}.recovery_point_tags", TAG_KEYS)
+
+    def conditions(self, node: Any, path: str) -> None:
+        operators = self.mapping(node, path)
+        if operators is None:
+            return
+        self.keys(operators, path, CONDITION_OPERATORS, ())
+        count = 0
+        for operator, entries in operators.items():
+            if operator in CONDITION_OPERATORS:
+                self.tag_map(entries, f"{path}.{operator}", CONDITION_KEYS)
+                count += len(entries) if isinstance(entries, Mapping) else 0
+        if count > MAX_CONDITIONS:
+            self.error(path, f"{count} conditions; AWS allows {MAX_CONDITIONS} per selection")
+
+    def selection(self, node: Any, path: str, allowed: frozenset[str], required: tuple[str, ...]) -> None:
+        fields = self.mapping(node, path)
+        if fields is None:
+            return
+        self.keys(fields, path, allowed, required)
+        for key, value in fields.items():
+            if key == "conditions":
+                self.conditions(value, f"{path}.conditions")
+            elif key in allowed:
+                self.operator(value, f"{path}.{key}")
+
+    def selections(self, node: Mapping[str, Any], path: str) -> None:
+        self.keys(node, path, SELECTION_KINDS, ())
+        if set(node) >= SELECTION_KINDS:
+            self.error(path, "tags and resources are mutually exclusive: use resources for both kinds of condition")
+        kinds: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+            "tags": (TAG_SELECTION_KEYS, REQUIRED_TAG_SELECTION_KEYS),
+            "resources": (RESOURCE_SELECTION_KEYS, REQUIRED_RESOURCE_SELECTION_KEYS),
+        }
+        for kind, (allowed, required) in kinds.items():
+            if kind in node:
+                for name, selection in (self.mapping(node[kind], f"{path}.{kind}") or {}).items():
+                    self.selection(selection, f"{path}.{kind}.{name}", allowed, required)
 
     def plan(self, node: Any, path: str) -> None:
         fields = self.mapping(node, path)
@@ -161,9 +233,7 @@ class _Checker:
             self.rule(rule, f"{path}.rules.{name}")
         selections = self.mapping(fields.get("selections", {}), f"{path}.selections")
         if selections is not None:
-            self.keys(selections, f"{path}.selections", SELECTION_KINDS, ())
-            if "tags" in selections:
-                self.tag_map(selections["tags"], f"{path}.selections.tags", TAG_SELECTION_KEYS)
+            self.selections(selections, f"{path}.selections")
         if "backup_plan_tags" in fields:
             self.tag_map(fields["backup_plan_tags"], f"{path}.backup_plan_tags", TAG_KEYS)
 

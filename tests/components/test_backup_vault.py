@@ -26,7 +26,7 @@ ARGS = BackupVaultArgs(
     partition="aws",
     deploy_role_arn=DEPLOY,
     break_glass_role_arn=BREAK_GLASS,
-    notify_events=("BACKUP_JOB_FAILED", "BACKUP_JOB_EXPIRED"),
+    notify_events=("COPY_JOB_FAILED", "S3_BACKUP_OBJECT_FAILED"),
     lock=VaultLockArgs("compliance", 35, 3650, 3),
     multi_region_key=True,
     hardened=True,
@@ -192,7 +192,7 @@ def test_notifications_to_an_encrypted_topic_backup_may_publish_to(pulumi_mocks:
     assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
     notifications = pulumi_mocks.named("v-notifications")["inputs"]
     assert notifications["snsTopicArn"] == topic_arn
-    assert notifications["backupVaultEvents"] == ["BACKUP_JOB_FAILED", "BACKUP_JOB_EXPIRED"]
+    assert notifications["backupVaultEvents"] == ["COPY_JOB_FAILED", "S3_BACKUP_OBJECT_FAILED"]
     key_statements = _statements(pulumi_mocks.named("v-key")["inputs"]["policy"])
     assert key_statements["AwsBackupPublishesEncryptedNotifications"]["Principal"] == {
         "Service": "backup.amazonaws.com"

@@ -22,6 +22,7 @@ from components import (
 )
 from pgf_backup.automation.offline import Project
 from pgf_backup.config import ConfigError
+from pgf_backup.paths.evaluator import Decision, Principal, Request, decide
 from tests.conftest import Harness, config_of, stack_values
 
 ACCOUNT = "400000000040"
@@ -90,14 +91,142 @@ def test_bucket_policy_tls_only_right_key_and_app_access(pulumi_mocks: Harness) 
     tls = statements["DenyInsecureTransport"]
     assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert tls["Resource"] == ["arn:aws:s3:::pgf-documents-prod", "arn:aws:s3:::pgf-documents-prod/*"]
-    wrong_key = statements["DenyWrongKmsKey"]["Condition"]["StringNotEqualsIfExists"]
-    assert wrong_key == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+    sse, kms_key = "s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    # Each comparison only once the header is there (Null: false): a missing header never denies.
     assert statements["DenyNonKmsEncryption"]["Condition"] == {
-        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}
+        "Null": {sse: "false"},
+        "StringNotEquals": {sse: "aws:kms"},
+    }
+    assert statements["DenyWrongKmsKey"]["Condition"] == {
+        "Null": {kms_key: "false"},
+        "StringNotEquals": {kms_key: key_arn},
+    }
+    assert statements["DenyAwsManagedKmsKey"]["Condition"] == {
+        "StringEquals": {sse: "aws:kms"},
+        "Null": {kms_key: "true"},
+    }
+    assert statements["DenyCustomerProvidedKeys"]["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
     }
     app = statements["ApplicationAccess0"]
     assert app["Effect"] == "Allow" and app["Principal"] == {"AWS": APP}
     assert app["Action"] == ["s3:GetObject", "s3:PutObject"]
+
+
+_NEGATED = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "NumericNotEquals")
+
+
+def test_no_upload_deny_fires_on_a_missing_encryption_header(pulumi_mocks: Harness) -> None:
+    # An upload that relies on the bucket's default encryption sends no encryption header. IAM makes a
+    # missing key true for `...IfExists` and for negated operators, so each of those must be guarded by
+    # `Null: false` on the same key in the same statement (conditions in one statement are ANDed).
+    _s3(pulumi_mocks)
+    uploads = [
+        s
+        for s in json.loads(pulumi_mocks.named("b-policy")["inputs"]["policy"])["Statement"]
+        if s["Effect"] == "Deny" and s["Action"] == "s3:PutObject"
+    ]
+    for statement in uploads:
+        condition = statement["Condition"]
+        assert not [op for op in condition if op.endswith("IfExists")], statement["Sid"]
+        present = {key for key, value in condition.get("Null", {}).items() if value == "false"}
+        compared = {key for op in _NEGATED for key in condition.get(op, {})}
+        assert compared <= present, statement["Sid"]
+        # At least one condition is false when no header is sent: a presence check or a positive match.
+        positive = {op for op in condition if op in ("StringEquals", "StringLike", "ArnEquals", "ArnLike")}
+        assert present or positive, f"{statement['Sid']} would deny an upload without any encryption header"
+    assert {s["Sid"] for s in uploads} == {
+        "DenyNonKmsEncryption",
+        "DenyWrongKmsKey",
+        "DenyAwsManagedKmsKey",
+        "DenyCustomerProvidedKeys",
+    }
+
+
+SERVICE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pgf-backup-service-role"
+OTHER_KEY = f"arn:aws:kms:ca-central-1:{ACCOUNT}:key/0000aaaa-00aa-00aa-00aa-000000aaaaaa"
+OBJECT = "arn:aws:s3:::pgf-documents-prod/reports/2024.csv"
+BUCKET = "arn:aws:s3:::pgf-documents-prod"
+TLS = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+SSE = "s3:x-amz-server-side-encryption"
+SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+THIS_KEY = "<the bucket's key>"  # replaced by the planned key's ARN
+
+
+def _decide(
+    harness: Harness, principal: str, action: str, resource: str, context: dict[str, str], identity_allows: bool
+) -> Decision:
+    """AWS's answer to one request against the planned bucket policy."""
+    protection = _s3(harness)
+    key_arn = harness.resolve(protection.key_arn)
+    context = {k: key_arn if v == THIS_KEY else v for k, v in context.items()}
+    request = Request(Principal(arn=principal), action, resource, context)
+    policy = harness.named("b-policy")["inputs"]["policy"]
+    return decide(
+        request,
+        resource_account=ACCOUNT,
+        resource_policy=policy,
+        resource_policy_name="bucket policy",
+        identity_allows=identity_allows,
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "action", "resource", "context"),
+    [
+        # The application's ordinary upload: no encryption header, the bucket's default (SSE-KMS, its key) applies.
+        ("app", "s3:PutObject", OBJECT, TLS),
+        ("app", "s3:PutObject", OBJECT, {**TLS, SSE: "aws:kms", SSE_KEY: THIS_KEY}),
+        ("app", "s3:GetObject", OBJECT, {"aws:SecureTransport": "true", "s3:TlsVersion": "1.2"}),
+        # AWS Backup's S3 backups read with the service role (AWSBackupServiceRolePolicyForS3Backup allows it).
+        ("backup", "s3:GetObject", OBJECT, TLS),
+        ("backup", "s3:GetObjectVersion", OBJECT, TLS),
+        ("backup", "s3:ListBucketVersions", BUCKET, TLS),
+        ("backup", "s3:GetBucketVersioning", BUCKET, TLS),
+        ("backup", "s3:GetBucketLocation", BUCKET, TLS),
+        # Its restores with the original keys (the default), whether or not it names the key.
+        ("backup", "s3:PutObject", OBJECT, {**TLS, SSE: "aws:kms", SSE_KEY: THIS_KEY}),
+        ("backup", "s3:PutObject", OBJECT, TLS),
+    ],
+)
+def test_bucket_policy_allows_default_encryption_uploads_and_aws_backup(
+    pulumi_mocks: Harness, who: str, action: str, resource: str, context: dict[str, str]
+) -> None:
+    # The application is allowed by the bucket policy alone (its role may have no S3 policy); the service
+    # role by AWS's managed policies, which the bucket policy must not override with a Deny.
+    principal, identity_allows = (APP, False) if who == "app" else (SERVICE_ROLE, True)
+    decision = _decide(pulumi_mocks, principal, action, resource, context, identity_allows)
+    assert decision.allowed, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("who", "action", "context", "sid"),
+    [
+        ("app", "s3:PutObject", {**TLS, SSE: "AES256"}, "DenyNonKmsEncryption"),
+        ("app", "s3:PutObject", {**TLS, SSE: "aws:kms:dsse", SSE_KEY: THIS_KEY}, "DenyNonKmsEncryption"),
+        ("app", "s3:PutObject", {**TLS, SSE: "aws:kms", SSE_KEY: OTHER_KEY}, "DenyWrongKmsKey"),
+        ("app", "s3:PutObject", {**TLS, SSE: "aws:kms"}, "DenyAwsManagedKmsKey"),
+        (
+            "app",
+            "s3:PutObject",
+            {**TLS, "s3:x-amz-server-side-encryption-customer-algorithm": "AES256"},
+            "DenyCustomerProvidedKeys",
+        ),
+        ("app", "s3:PutObject", {"aws:SecureTransport": "false"}, "DenyInsecureTransport"),
+        ("app", "s3:GetObject", {"aws:SecureTransport": "false"}, "DenyInsecureTransport"),
+        ("app", "s3:PutObject", {"aws:SecureTransport": "true", "s3:TlsVersion": "1.1"}, "DenyOutdatedTls"),
+        # A restore that asks for SSE-S3 or another key is refused like any other such upload.
+        ("backup", "s3:PutObject", {**TLS, SSE: "AES256"}, "DenyNonKmsEncryption"),
+        ("backup", "s3:PutObject", {**TLS, SSE: "aws:kms", SSE_KEY: OTHER_KEY}, "DenyWrongKmsKey"),
+        ("backup", "s3:GetObject", {"aws:SecureTransport": "false"}, "DenyInsecureTransport"),
+    ],
+)
+def test_bucket_policy_refuses_other_encryption_and_plain_http(
+    pulumi_mocks: Harness, who: str, action: str, context: dict[str, str], sid: str
+) -> None:
+    principal = APP if who == "app" else SERVICE_ROLE
+    decision = _decide(pulumi_mocks, principal, action, OBJECT, context, identity_allows=True)
+    assert not decision.allowed and decision.statement == f"bucket policy:{sid}", decision.reason
 
 
 def test_lifecycle_noncurrent_versions_and_archive(pulumi_mocks: Harness) -> None:
@@ -232,11 +361,13 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     ):
         assert {r["inputs"]["bucket"] for r in by_type[type_]} == buckets, type_
-    (listed,) = [s for s in by_type["aws:backup/selection:Selection"] if s["name"].endswith("-listed")]
-    assert set(listed["inputs"]["resources"]) == {f"arn:aws:s3:::{b}" for b in buckets} | {
-        "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core",
-        "arn:aws:rds:ca-central-1:400000000040:db:pgf-audit",
+    # Every bucket and database is selected by ARN: the RDS instance by the plan that spares it the
+    # air-gapped copy (logically air-gapped vaults hold no RDS DB instances).
+    listed = {s["name"]: set(s["inputs"]["resources"]) for s in by_type["aws:backup/selection:Selection"]}
+    assert listed["plan-prod-listed"] == {f"arn:aws:s3:::{b}" for b in buckets} | {
+        "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core"
     }
+    assert listed["plan-prod-standard-vaults-listed"] == {"arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"}
     identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in by_type["aws:cfg/rule:Rule"]}
     assert "RDS_MULTI_AZ_SUPPORT" in identifiers and "RDS_CLUSTER_MULTI_AZ_ENABLED" in identifiers
     assert not {"aws:s3/bucket:Bucket", "aws:rds/instance:Instance", "aws:rds/cluster:Cluster"} & set(by_type)
@@ -258,6 +389,7 @@ def test_prod_outputs_say_how_each_bucket_and_database_is_protected(run_stack: C
     assert exports["transitions"] == ["STANDARD_IA after 30 days", "GLACIER_IR after 90 days"]
     assert exports["backup"] == "plan pgf-prod, selection by ARN"
     core = outputs["databases"]["pgf-core"]
+    statement = core.pop("required_key_policy_statement")
     assert core == {
         "arn": "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core",
         "kind": "cluster",
@@ -265,4 +397,7 @@ def test_prod_outputs_say_how_each_bucket_and_database_is_protected(run_stack: C
         "backup": "plan pgf-prod, selection by ARN",
         "continuous_rule": "continuous",
     }
+    # What the application's key policy must hold for the copies into the backup account.
+    assert statement["Principal"] == {"AWS": ["arn:aws:iam::100000000010:root"]}
+    assert "kms:CreateGrant" in statement["Action"]
     assert outputs["rds_config_rules"]["multi_az_required"] is True

@@ -13,6 +13,21 @@ from pgf_backup_policy.views import ORG_POLICY
 
 from tests.policy import fixtures as f
 
+ROLE = "arn:aws:iam::$account:role/pgf-backup-service-role"
+CONDITION: dict[str, Any] = {
+    "condition_key": f.assign("aws:ResourceTag/backup"),
+    "condition_value": f.assign("false"),
+}
+# Example 7 of the syntax page: every resource type but RDS DB instances, with a tag condition.
+RESOURCES: dict[str, Any] = {
+    "not-rds": {
+        "iam_role_arn": f.assign(ROLE),
+        "resource_types": f.assign(["*"]),
+        "not_resource_types": f.assign(["arn:aws:rds:*:*:db:*"]),
+        "conditions": {"string_equals": {"tier": CONDITION}},
+    }
+}
+
 
 def _violations(document: Any) -> list[str]:
     content = document if isinstance(document, str) else json.dumps(document)
@@ -89,12 +104,95 @@ def test_unknown_content_is_not_judged() -> None:
             lambda plan: plan["selections"].update(by_tag={}),
             "plans.pgf-prod.selections: unknown key 'by_tag'",
         ),
+        # AWS's syntax page lists no time zone key: its cron is in UTC.
+        (
+            lambda plan: plan["rules"]["daily"].update(schedule_expression_timezone=f.assign("America/Toronto")),
+            "plans.pgf-prod.rules.daily: unknown key 'schedule_expression_timezone'",
+        ),
+        (
+            lambda plan: plan["rules"]["daily"].update(start_backup_window_minutes=f.assign("an hour")),
+            "rules.daily.start_backup_window_minutes: 'an hour' is not a whole number of minutes",
+        ),
+        (
+            lambda plan: plan["rules"]["daily"].update(complete_backup_window_minutes=f.assign(True)),
+            "rules.daily.complete_backup_window_minutes: True is not a whole number of minutes",
+        ),
+        (
+            lambda plan: plan["rules"]["continuous"].update(enable_continuous_backup=f.assign("yes")),
+            "rules.continuous.enable_continuous_backup: 'yes' is not a boolean",
+        ),
+        (
+            lambda plan: plan["rules"]["daily"]["lifecycle"].update(
+                opt_in_to_archive_for_supported_resources=f.assign("no")
+            ),
+            "lifecycle.opt_in_to_archive_for_supported_resources: 'no' is not a boolean",
+        ),
+        (
+            lambda plan: plan["rules"]["daily"].update(
+                target_logically_air_gapped_backup_vault_arn=f.assign(f.CENTRAL_VAULT + "-air-gapped")
+            ),
+            "the ARN must use the placeholders $region and $account",
+        ),
+        (
+            lambda plan: plan["selections"].update(resources=copy.deepcopy(RESOURCES)),
+            "plans.pgf-prod.selections: tags and resources are mutually exclusive",
+        ),
+        (
+            lambda plan: plan.update(selections={"resources": {"all": {"iam_role_arn": f.assign(ROLE)}}}),
+            "plans.pgf-prod.selections.resources.all: missing 'resource_types'",
+        ),
+        (
+            lambda plan: plan["selections"]["tags"]["pgf-prod-tagged"].update(
+                conditions={"string_equal": {"backup": CONDITION}}
+            ),
+            "selections.tags.pgf-prod-tagged.conditions: unknown key 'string_equal'",
+        ),
+        (
+            lambda plan: plan["selections"]["tags"]["pgf-prod-tagged"].update(
+                conditions={"string_equals": {"backup": {"condition_key": f.assign("aws:ResourceTag/backup")}}}
+            ),
+            "conditions.string_equals.backup: missing 'condition_value'",
+        ),
+        (
+            lambda plan: plan["selections"]["tags"]["pgf-prod-tagged"].update(
+                conditions={"string_not_equals": {f"c{i}": CONDITION for i in range(31)}}
+            ),
+            "selections.tags.pgf-prod-tagged.conditions: 31 conditions; AWS allows 30 per selection",
+        ),
     ],
 )
 def test_syntax_refused(edit: Any, expected: str) -> None:
     problems = _violations(_edited(edit))
     assert any(expected in p for p in problems), problems
     assert all(p.startswith("content ") for p in problems)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # Each is a form shown on AWS's syntax page (orgs_manage_policies_backup_syntax.html).
+        lambda plan: plan.update(scan_settings={}),
+        lambda plan: plan["rules"]["continuous"].update(enable_continuous_backup=f.assign("true")),
+        lambda plan: plan["rules"]["daily"]["lifecycle"].update(
+            opt_in_to_archive_for_supported_resources=f.assign("false")
+        ),
+        lambda plan: plan["rules"]["daily"]["lifecycle"].update(
+            opt_in_to_archive_for_supported_resources=f.assign(False)
+        ),
+        lambda plan: plan["rules"]["daily"].update(
+            target_logically_air_gapped_backup_vault_arn=f.assign(
+                "arn:aws:backup:$region:$account:backup-vault:AirGapped"
+            )
+        ),
+        lambda plan: plan["rules"]["daily"].update(index_actions={"resource_types": f.assign(["EBS", "S3"])}),
+        lambda plan: plan["selections"]["tags"]["pgf-prod-tagged"].update(
+            conditions={"string_not_equals": {"opted-out": CONDITION}}
+        ),
+        lambda plan: plan.update(selections={"resources": copy.deepcopy(RESOURCES)}),
+    ],
+)
+def test_documented_syntax_passes(edit: Any) -> None:
+    assert _violations(_edited(edit)) == []
 
 
 def test_top_level_must_be_plans() -> None:

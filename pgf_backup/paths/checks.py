@@ -1,0 +1,838 @@
+"""Path checks: the requests AWS Backup, the application and operators will make, across all stacks,
+evaluated against the planned documents (vault access policies, key policies, bucket, topic and trust
+policies) with IAM's evaluation rules (`pgf_backup.paths.evaluator`).
+
+A document is never judged alone: each check names the request AWS will send and the documents on both
+sides of it. The AWS pages each request follows are cited beside it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+from pgf_backup.config import StackConfig
+from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, TAG_BACKUP_TIER
+from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, decide
+
+Kind = Literal["copy", "restore", "guard", "data", "notification"]
+Verdict = Literal["ok", "broken", "unproven"]
+KINDS: Final[tuple[Kind, ...]] = ("copy", "restore", "guard", "data", "notification")
+
+VAULT = "aws:backup/vault:Vault"
+AIR_GAPPED_VAULT = "aws:backup/logicallyAirGappedVault:LogicallyAirGappedVault"
+VAULT_POLICY = "aws:backup/vaultPolicy:VaultPolicy"
+VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+VAULT_NOTIFICATIONS = "aws:backup/vaultNotifications:VaultNotifications"
+KEY = "aws:kms/key:Key"
+REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
+KMS_GRANT = "aws:kms/grant:Grant"
+PLAN = "aws:backup/plan:Plan"
+SELECTION = "aws:backup/selection:Selection"
+ORG_POLICY = "aws:organizations/policy:Policy"
+ROLE = "aws:iam/role:Role"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+TOPIC = "aws:sns/topic:Topic"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+PROVIDER = "pulumi:providers:aws"
+
+ACCOUNT_PLACEHOLDER: Final = "$account"
+# A principal no policy of ours names: "an administrator of the account", whose IAM policies allow
+# everything. The guards must refuse it what they reserve to the break-glass role.
+ADMINISTRATOR_ROLE: Final = "Administrator"
+# Another account, outside the organization's rollout: it must read nothing.
+OUTSIDE_ACCOUNT: Final = "999999999999"
+# Logically air-gapped vaults hold no RDS DB instance backups ("Feature availability by resource":
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html#features-by-resource;
+# Aurora clusters are supported).
+_RDS_INSTANCE = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
+
+
+class PlannedStack(Protocol):
+    """What the path checks read of a planned stack (the offline engine's `StackPlan`)."""
+
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """One request across the plan and AWS's verdict on it."""
+
+    kind: Kind
+    stack: str
+    source: str
+    target: str
+    request: str
+    verdict: Verdict
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        """The `--json` shape: `{"kind", "stack", "from", "to", "request", "verdict", "reason"}`."""
+        return {
+            "kind": self.kind,
+            "stack": self.stack,
+            "from": self.source,
+            "to": self.target,
+            "request": self.request,
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The planned documents, indexed
+
+
+@dataclass(frozen=True)
+class VaultInfo:
+    """A planned vault: where it is, its key, access policy and lock range."""
+
+    stack: str
+    name: str
+    arn: str
+    account: str
+    region: str
+    key_arn: str | None
+    policy: str | None
+    lock: tuple[int, int] | None
+    air_gapped: bool
+    tier: str | None
+
+
+@dataclass
+class Inventory:
+    """Every planned document of every stack, found by ARN or name."""
+
+    vaults: dict[str, VaultInfo] = field(default_factory=dict)
+    keys: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # arn -> (stack, resource)
+    topic_policies: dict[str, str] = field(default_factory=dict)
+    topic_keys: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # role arn -> (stack, trust policy)
+    grants: list[dict[str, Any]] = field(default_factory=list)
+
+    def vault(self, account: str, region: str, name: str) -> VaultInfo | None:
+        """The planned vault of that name in that account and region."""
+        return next((v for v in self.vaults.values() if (v.account, v.region, v.name) == (account, region, name)), None)
+
+
+def _where(resource: Mapping[str, Any], providers: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
+    return providers.get(str(resource.get("provider") or ""), ("", ""))
+
+
+def _providers(resources: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    found: dict[str, tuple[str, str]] = {}
+    for resource in resources:
+        if resource["type"] != PROVIDER:
+            continue
+        inputs = resource.get("inputs") or {}
+        accounts = inputs.get("allowedAccountIds") or "[]"
+        accounts = json.loads(accounts) if isinstance(accounts, str) else list(accounts)
+        found[resource["urn"]] = (str(accounts[0]) if accounts else "", str(inputs.get("region") or ""))
+    return found
+
+
+def inventory(plans: Sequence[PlannedStack]) -> Inventory:
+    """Index the documents of every planned stack."""
+    found = Inventory()
+    for plan in plans:
+        providers = _providers(plan.resources)
+        policies: dict[tuple[str, str, str], str] = {}
+        locks: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for resource in plan.resources:
+            inputs = resource.get("inputs") or {}
+            account, region = _where(resource, providers)
+            kind = resource["type"]
+            if kind == VAULT_POLICY:
+                policies[(account, region, str(inputs.get("backupVaultName")))] = str(inputs.get("policy"))
+            elif kind == VAULT_LOCK:
+                name = str(inputs.get("backupVaultName"))
+                locks[(account, region, name)] = (int(inputs["minRetentionDays"]), int(inputs["maxRetentionDays"]))
+            elif kind in (KEY, REPLICA_KEY) and resource.get("arn"):
+                found.keys[str(resource["arn"])] = (plan.stack, resource)
+            elif kind == TOPIC and resource.get("arn") and inputs.get("kmsMasterKeyId"):
+                found.topic_keys[str(resource["arn"])] = str(inputs["kmsMasterKeyId"])
+            elif kind == TOPIC_POLICY:
+                found.topic_policies[str(inputs.get("arn"))] = str(inputs.get("policy"))
+            elif kind == ROLE and resource.get("arn"):
+                found.roles[str(resource["arn"])] = (plan.stack, str(inputs.get("assumeRolePolicy")))
+            elif kind == KMS_GRANT:
+                found.grants.append(inputs)
+        for resource in plan.resources:
+            if resource["type"] not in (VAULT, AIR_GAPPED_VAULT) or not resource.get("arn"):
+                continue
+            inputs = resource.get("inputs") or {}
+            account, region = _where(resource, providers)
+            name = str(inputs.get("name"))
+            air_gapped = resource["type"] == AIR_GAPPED_VAULT
+            lock = (
+                (int(inputs["minRetentionDays"]), int(inputs["maxRetentionDays"]))
+                if air_gapped
+                else locks.get((account, region, name))
+            )
+            tags = inputs.get("tags") or {}
+            found.vaults[str(resource["arn"])] = VaultInfo(
+                stack=plan.stack,
+                name=name,
+                arn=str(resource["arn"]),
+                account=account,
+                region=region,
+                # A logically air-gapped vault is encrypted with an AWS-owned key by default.
+                key_arn=None if air_gapped else str(inputs.get("kmsKeyArn") or "") or None,
+                policy=policies.get((account, region, name)),
+                lock=lock,
+                air_gapped=air_gapped,
+                tier=tags.get(TAG_BACKUP_TIER) if isinstance(tags, Mapping) else None,
+            )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def _verdict(decision: Decision, *, must_allow: bool) -> tuple[Verdict, str]:
+    if decision.allowed == must_allow:
+        return "ok", decision.reason
+    expectation = "must be allowed" if must_allow else "must be refused"
+    return "broken", f"{expectation}, but {decision.reason}"
+
+
+@dataclass
+class _Collector:
+    results: list[PathResult] = field(default_factory=list)
+
+    def add(  # noqa: PLR0917 - one positional per field of the result
+        self, kind: Kind, stack: str, source: str, target: str, request: str, verdict: Verdict, reason: str
+    ) -> None:
+        self.results.append(PathResult(kind, stack, source, target, request, verdict, reason))
+
+    def decision(  # noqa: PLR0917
+        self,
+        kind: Kind,
+        stack: str,
+        source: str,
+        target: str,
+        request: Request,
+        decision: Decision,
+        *,
+        must_allow: bool = True,
+    ) -> None:
+        verdict, reason = _verdict(decision, must_allow=must_allow)
+        who = request.principal.arn or request.principal.service
+        self.add(kind, stack, source, target, f"{request.action} by {who} on {request.resource}", verdict, reason)
+
+
+def _statement_sids(document: str | None) -> list[str]:
+    try:
+        return [str(s.get("Sid", "")) for s in json.loads(document or "{}").get("Statement", [])]
+    except (json.JSONDecodeError, AttributeError):
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Copies (both modes) and the restore copy back
+
+
+@dataclass(frozen=True)
+class CopyAction:
+    """One copy action of a rule: the recovery point's vault, where it goes, and who runs it."""
+
+    stack: str
+    rule: str
+    source_account: str
+    source_region: str
+    source_vault_name: str
+    destination_arn: str
+    delete_after_days: int | None
+    role_arn: str
+    # Resources the plan is known to select (explicit ARNs); tag selections are unknown here.
+    resources: tuple[str, ...]
+
+
+def _arn_account(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+def _arn_region(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 else ""
+
+
+def account_mode_copies(plan: PlannedStack) -> list[CopyAction]:
+    """The copy actions of a workload stack's plans (account mode), with the resources each selects."""
+    providers = _providers(plan.resources)
+    selections: dict[str, list[dict[str, Any]]] = {}
+    for resource in plan.resources:
+        if resource["type"] == SELECTION:
+            inputs = resource.get("inputs") or {}
+            selections.setdefault(str(inputs.get("planId")), []).append(inputs)
+    copies: list[CopyAction] = []
+    for resource in plan.resources:
+        if resource["type"] != PLAN:
+            continue
+        account, region = _where(resource, providers)
+        plan_id = str(resource.get("arn", "")).rsplit(":", 1)[-1]
+        chosen = selections.get(plan_id, [])
+        role = next((str(s.get("iamRoleArn")) for s in chosen if s.get("iamRoleArn")), "")
+        listed = tuple(
+            str(arn) for s in chosen for arn in (s.get("resources") or []) if arn != "*" and "*" not in str(arn)
+        )
+        for rule in (resource.get("inputs") or {}).get("rules") or []:
+            for action in rule.get("copyActions") or []:
+                lifecycle = action.get("lifecycle") or {}
+                copies.append(
+                    CopyAction(
+                        stack=plan.stack,
+                        rule=str(rule.get("ruleName")),
+                        source_account=account,
+                        source_region=region,
+                        source_vault_name=str(rule.get("targetVaultName")),
+                        destination_arn=str(action.get("destinationVaultArn")),
+                        delete_after_days=int(lifecycle["deleteAfter"]) if "deleteAfter" in lifecycle else None,
+                        role_arn=role,
+                        resources=listed,
+                    )
+                )
+    return copies
+
+
+def organization_mode_copies(
+    backup: PlannedStack, workload: PlannedStack, cfg: StackConfig, databases: Sequence[str]
+) -> list[CopyAction]:
+    """The copy actions the tier's BACKUP_POLICY gives one member account (organization mode)."""
+    copies: list[CopyAction] = []
+    for resource in backup.resources:
+        inputs = resource.get("inputs") or {}
+        if resource["type"] != ORG_POLICY or (inputs.get("tags") or {}).get(TAG_BACKUP_TIER) != cfg.tier:
+            continue
+        document = json.loads(str(inputs.get("content") or "{}"))
+        for body in (document.get("plans") or {}).values():
+            regions = _assigned(body.get("regions")) or [cfg.regions.primary]
+            role = ""
+            selected = list(databases)
+            selections = body.get("selections") or {}
+            for selection in (selections.get("tags") or {}).values():
+                role = str(_assigned(selection.get("iam_role_arn")) or "")
+            for selection in (selections.get("resources") or {}).values():
+                role = str(_assigned(selection.get("iam_role_arn")) or "")
+                types = _assigned(selection.get("resource_types")) or ["*"]
+                excluded = _assigned(selection.get("not_resource_types")) or []
+                selected = [
+                    arn
+                    for arn in selected
+                    if any(fnmatch.fnmatchcase(arn, t) for t in types)
+                    and not any(fnmatch.fnmatchcase(arn, t) for t in excluded)
+                ]
+            role = role.replace(ACCOUNT_PLACEHOLDER, cfg.account_id)
+            for rule_name, rule in (body.get("rules") or {}).items():
+                vault_name = str(_assigned(rule.get("target_backup_vault_name")))
+                for action in (rule.get("copy_actions") or {}).values():
+                    target = str(_assigned(action.get("target_backup_vault_arn"))).replace(
+                        ACCOUNT_PLACEHOLDER, cfg.account_id
+                    )
+                    days = _assigned((action.get("lifecycle") or {}).get("delete_after_days"))
+                    for region in regions:
+                        copies.append(
+                            CopyAction(
+                                stack=workload.stack,
+                                rule=str(rule_name),
+                                source_account=cfg.account_id,
+                                source_region=str(region),
+                                source_vault_name=vault_name,
+                                destination_arn=target,
+                                delete_after_days=int(days) if days is not None else None,
+                                role_arn=role,
+                                # The configured databases carry the tier tag; a selection by type may spare some.
+                                resources=tuple(selected),
+                            )
+                        )
+    return copies
+
+
+def _assigned(node: Any) -> Any:
+    return node.get("@@assign") if isinstance(node, Mapping) else node
+
+
+def _copy_key_requests(source_key: str, destination_account: str, role_name: str, partition: str) -> list[Request]:
+    """What the destination account asks of the source key during a cross-account copy.
+
+    AWS's troubleshooting page for failed cross-account copies: "you must allow the destination account
+    in the source account AWS KMS key policy", listing DescribeKey, Decrypt, ReEncrypt and grant operations
+    (https://repost.aws/knowledge-center/backup-cross-account-copy-error). The grants are for AWS
+    resources (the copy job), so the request carries kms:GrantIsForAWSResource.
+    """
+    principal = Principal(arn=f"arn:{partition}:iam::{destination_account}:role/{role_name}")
+    return [
+        Request(principal, "kms:Decrypt", source_key),
+        Request(principal, "kms:DescribeKey", source_key),
+        Request(principal, "kms:CreateGrant", source_key, {"kms:GrantIsForAWSResource": True}),
+    ]
+
+
+def _partition(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 1 else "aws"
+
+
+def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackConfig, kind: Kind = "copy") -> None:
+    """A copy action: destination vault, its lock, both sides of a cross-account copy, type support."""
+    source = found.vault(copy.source_account, copy.source_region, copy.source_vault_name)
+    source_label = (
+        source.arn if source else f"vault {copy.source_vault_name} ({copy.source_account}, {copy.source_region})"
+    )
+    target = copy.destination_arn
+    label = f"{copy.rule} copy"
+    if source is None:
+        out.add(kind, copy.stack, source_label, target, label, "broken", "the source vault is not in the plan")
+        return
+    destination = found.vaults.get(target)
+    if destination is None:
+        out.add(
+            kind,
+            copy.stack,
+            source.arn,
+            target,
+            label,
+            "broken",
+            f"no stack of the plan creates the destination vault {target}: every such copy job would fail",
+        )
+        return
+    days = copy.delete_after_days
+    if destination.lock is not None:
+        low, high = destination.lock
+        if days is None or not low <= days <= high:
+            kept = "forever (no lifecycle)" if days is None else f"{days} days"
+            out.add(
+                kind,
+                copy.stack,
+                source.arn,
+                target,
+                f"{label}: lifecycle",
+                "broken",
+                f"the copy is kept {kept}, outside the lock of {destination.name} ({low}-{high} days): "
+                "AWS Backup fails such a copy",
+            )
+        else:
+            out.add(
+                kind,
+                copy.stack,
+                source.arn,
+                target,
+                f"{label}: lifecycle",
+                "ok",
+                f"kept {days} days, within the lock of {destination.name} ({low}-{high} days)",
+            )
+    if destination.air_gapped:
+        refused = [arn for arn in copy.resources if _RDS_INSTANCE.match(arn)]
+        out.add(
+            kind,
+            copy.stack,
+            source.arn,
+            target,
+            f"{label}: resource types",
+            "broken" if refused else "ok",
+            (
+                f"logically air-gapped vaults cannot hold RDS DB instances ({', '.join(refused)}); AWS Backup's "
+                "feature availability by resource lists no such support: route them to the standard vaults only"
+            )
+            if refused
+            else "every resource this plan is known to select can be held by a logically air-gapped vault",
+        )
+    if destination.account == copy.source_account:
+        return
+    # Cross-account: the destination vault's access policy admits the source (its service role's
+    # account or organization): https://repost.aws/knowledge-center/backup-resolve-access-denied-error.
+    role = copy.role_arn or f"arn:{_partition(source.arn)}:iam::{copy.source_account}:role/{cfg.iam.service_role}"
+    context: dict[str, Any] = {}
+    if cfg.organization.id:
+        context["aws:PrincipalOrgID"] = cfg.organization.id
+    request = Request(Principal(arn=role), "backup:CopyIntoBackupVault", destination.arn, context)
+    out.decision(
+        kind,
+        copy.stack,
+        source.arn,
+        target,
+        request,
+        decide(
+            request,
+            resource_account=destination.account,
+            resource_policy=destination.policy,
+            resource_policy_name=f"vault access policy of {destination.name} ({destination.account})",
+        ),
+    )
+    # ... and the source key admits the destination account (types AWS Backup fully manages keep the
+    # vault's key: S3, DynamoDB with advanced backup, EFS).
+    if source.key_arn is None:
+        return
+    key = found.keys.get(source.key_arn)
+    policy = str((key[1].get("inputs") or {}).get("policy")) if key else None
+    for key_request in _copy_key_requests(
+        source.key_arn, destination.account, cfg.iam.service_role, _partition(source.arn)
+    ):
+        out.decision(
+            kind,
+            copy.stack,
+            source.arn,
+            target,
+            key_request,
+            decide(
+                key_request,
+                resource_account=source.account,
+                resource_policy=policy,
+                resource_policy_name=f"key policy of {source.key_arn}",
+                key_policy=True,
+            ),
+        )
+
+
+def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinations: Iterable[str]) -> None:
+    """Snapshot types keep the database's own key: the path is unproven until its key policy admits the copy."""
+    accounts = sorted({_arn_account(d) for d in destinations} - {cfg.account_id})
+    for name, database in cfg.databases.items():
+        if database.kms_key_arn is None or not accounts:
+            continue
+        out.add(
+            "copy",
+            stack,
+            f"database {name} ({database.kms_key_arn})",
+            ", ".join(accounts),
+            "kms:Decrypt, kms:CreateGrant by the destination account on the database key (RDS snapshot copy)",
+            "unproven",
+            "the database key belongs to the application stack: its key policy must admit "
+            f"{', '.join(accounts)} (stack output databases.{name}.required_key_policy_statement); a grant alone "
+            "is undocumented for snapshot copies. `pgf-backup preflight` reads the live key policy.",
+        )
+
+
+def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, cfg: StackConfig, stack: str) -> None:
+    """The copy of a central recovery point back into this workload account, per region."""
+    role = next(
+        (
+            arn
+            for arn, (owner, _) in found.roles.items()
+            if owner == backup.stack and arn.endswith(f"/{cfg.iam.service_role}")
+        ),
+        None,
+    )
+    for central in found.vaults.values():
+        if central.stack != backup.stack or central.air_gapped or central.tier != cfg.tier:
+            continue
+        local = next(
+            (
+                v
+                for v in found.vaults.values()
+                if v.stack == stack and v.region == central.region and not v.air_gapped and v.tier == cfg.tier
+            ),
+            None,
+        )
+        target = local.arn if local else f"a {cfg.tier} vault of {stack} in {central.region}"
+        if local is None:
+            out.add("restore", stack, central.arn, target, "copy back", "broken", "no workload vault to restore into")
+            continue
+        if role is None:
+            out.add(
+                "restore",
+                stack,
+                central.arn,
+                target,
+                "copy back: service role",
+                "broken",
+                f"the backup stack has no role {cfg.iam.service_role} for AWS Backup to run the copy job with",
+            )
+            continue
+        request = Request(Principal(arn=role), "backup:CopyIntoBackupVault", local.arn)
+        out.decision(
+            "restore",
+            stack,
+            central.arn,
+            target,
+            request,
+            decide(
+                request,
+                resource_account=local.account,
+                resource_policy=local.policy,
+                resource_policy_name=f"vault access policy of {local.name} ({local.account})",
+            ),
+        )
+        if central.key_arn is None:
+            continue
+        key = found.keys.get(central.key_arn)
+        policy = str((key[1].get("inputs") or {}).get("policy")) if key else None
+        for key_request in _copy_key_requests(central.key_arn, local.account, cfg.iam.service_role, _partition(role)):
+            out.decision(
+                "restore",
+                stack,
+                central.arn,
+                target,
+                key_request,
+                decide(
+                    key_request,
+                    resource_account=central.account,
+                    resource_policy=policy,
+                    resource_policy_name=f"key policy of {central.key_arn}",
+                    key_policy=True,
+                ),
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Guards, data, notifications (one stack at a time)
+
+
+def _role(partition: str, account: str, name: str) -> Principal:
+    return Principal(arn=f"arn:{partition}:iam::{account}:role/{name}")
+
+
+def check_guards(out: _Collector, found: Inventory, stack: str, cfg: StackConfig) -> None:
+    """Recovery point deletion and prod key destruction: refused to an administrator, allowed to break-glass."""
+    for vault in found.vaults.values():
+        if vault.stack != stack or vault.policy is None:
+            continue
+        part = _partition(vault.arn)
+        point = f"arn:{part}:backup:{vault.region}:{vault.account}:recovery-point:example"
+        for name, allowed in ((ADMINISTRATOR_ROLE, False), (cfg.iam.break_glass_role, True)):
+            request = Request(_role(part, vault.account, name), "backup:DeleteRecoveryPoint", point)
+            out.decision(
+                "guard",
+                stack,
+                f"role {name}",
+                vault.arn,
+                request,
+                decide(
+                    request,
+                    resource_account=vault.account,
+                    resource_policy=vault.policy,
+                    resource_policy_name=f"vault access policy of {vault.name}",
+                ),
+                must_allow=allowed,
+            )
+    for arn, (owner, resource) in found.keys.items():
+        inputs = resource.get("inputs") or {}
+        tags = inputs.get("tags") or {}
+        prod = cfg.tier == "prod" or (isinstance(tags, Mapping) and tags.get(TAG_BACKUP_TIER) == "prod")
+        if owner != stack or not prod:
+            continue
+        part, account = _partition(arn), _arn_account(arn)
+        for action in ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation"):
+            for name, allowed in ((ADMINISTRATOR_ROLE, False), (cfg.iam.break_glass_role, True)):
+                request = Request(_role(part, account, name), action, arn)
+                out.decision(
+                    "guard",
+                    stack,
+                    f"role {name}",
+                    arn,
+                    request,
+                    decide(
+                        request,
+                        resource_account=account,
+                        resource_policy=str(inputs.get("policy")),
+                        resource_policy_name=f"key policy of {resource['name']}",
+                        key_policy=True,
+                    ),
+                    must_allow=allowed,
+                )
+
+
+def check_data(out: _Collector, plan: PlannedStack, cfg: StackConfig) -> None:
+    """The application's TLS uploads relying on default encryption pass; plain HTTP and other accounts do not."""
+    policies = {
+        str((r.get("inputs") or {}).get("bucket")): str((r.get("inputs") or {}).get("policy"))
+        for r in plan.resources
+        if r["type"] == BUCKET_POLICY
+    }
+    part = (
+        "aws" if not cfg.regions.primary.startswith(("us-gov-", "cn-")) else _partition_of_region(cfg.regions.primary)
+    )
+    for bucket_name, bucket in cfg.buckets.items():
+        policy = policies.get(bucket_name)
+        if policy is None:
+            continue
+        target = f"arn:{part}:s3:::{bucket_name}"
+        obj = f"{target}/pgf/example.json"
+        # s3:TlsVersion and aws:SecureTransport are present on every S3 request
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html).
+        tls: dict[str, Value] = {"aws:SecureTransport": True, "s3:TlsVersion": "1.3"}
+        writers = [a.principal for a in bucket.application_access if "s3:PutObject" in a.actions or "s3:*" in a.actions]
+        for writer in writers:
+            request = Request(Principal(arn=writer), "s3:PutObject", obj, tls)
+            out.decision(
+                "data",
+                plan.stack,
+                writer,
+                target,
+                request,
+                decide(
+                    request,
+                    resource_account=cfg.account_id,
+                    resource_policy=policy,
+                    resource_policy_name=f"bucket policy of {bucket_name}",
+                ),
+            )
+            plain = Request(Principal(arn=writer), "s3:PutObject", obj, {"aws:SecureTransport": False})
+            out.decision(
+                "data",
+                plan.stack,
+                writer,
+                target,
+                plain,
+                decide(
+                    plain,
+                    resource_account=cfg.account_id,
+                    resource_policy=policy,
+                    resource_policy_name=f"bucket policy of {bucket_name}",
+                ),
+                must_allow=False,
+            )
+        outsider = Request(_role(part, OUTSIDE_ACCOUNT, "reader"), "s3:GetObject", obj, tls)
+        out.decision(
+            "data",
+            plan.stack,
+            f"account {OUTSIDE_ACCOUNT}",
+            target,
+            outsider,
+            decide(
+                outsider,
+                resource_account=cfg.account_id,
+                resource_policy=policy,
+                resource_policy_name=f"bucket policy of {bucket_name}",
+            ),
+            must_allow=False,
+        )
+
+
+def _partition_of_region(region: str) -> str:
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, account: str) -> None:
+    """AWS Backup and EventBridge may publish to the encrypted topics; AWS Backup may assume its roles."""
+    providers = _providers(plan.resources)
+    publishers: list[tuple[str, str, str]] = []  # (service, topic arn, source arn)
+    rules = {
+        str((r.get("inputs") or {}).get("name")): str(r.get("arn", ""))
+        for r in plan.resources
+        if r["type"] == EVENT_RULE
+    }
+    for resource in plan.resources:
+        inputs = resource.get("inputs") or {}
+        if resource["type"] == VAULT_NOTIFICATIONS:
+            acct, region = _where(resource, providers)
+            vault = found.vault(acct, region, str(inputs.get("backupVaultName")))
+            publishers.append(("backup.amazonaws.com", str(inputs.get("snsTopicArn")), vault.arn if vault else ""))
+        elif resource["type"] == EVENT_TARGET and ":sns:" in str(inputs.get("arn")):
+            publishers.append(("events.amazonaws.com", str(inputs.get("arn")), rules.get(str(inputs.get("rule")), "")))
+    for service, topic, source_arn in publishers:
+        context: dict[str, Any] = {"aws:SourceAccount": account}
+        if source_arn:
+            context["aws:SourceArn"] = source_arn
+        request = Request(Principal(service=service), "sns:Publish", topic, context)
+        out.decision(
+            "notification",
+            plan.stack,
+            service,
+            topic,
+            request,
+            decide(
+                request,
+                resource_account=_arn_account(topic),
+                resource_policy=found.topic_policies.get(topic),
+                resource_policy_name=f"topic policy of {topic}",
+            ),
+        )
+        key_arn = found.topic_keys.get(topic)
+        key = found.keys.get(key_arn or "")
+        if key_arn is None:
+            out.add(
+                "notification",
+                plan.stack,
+                service,
+                topic,
+                "topic encryption",
+                "broken",
+                "the topic is not KMS-encrypted",
+            )
+            continue
+        if key is None:
+            continue  # a key of another stack or account: not in the plan to check
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            key_request = Request(Principal(service=service), action, key_arn, context)
+            out.decision(
+                "notification",
+                plan.stack,
+                service,
+                key_arn,
+                key_request,
+                decide(
+                    key_request,
+                    resource_account=_arn_account(key_arn),
+                    resource_policy=str((key[1].get("inputs") or {}).get("policy")),
+                    resource_policy_name=f"key policy of {key[1]['name']}",
+                    key_policy=True,
+                ),
+            )
+    for role_arn, (owner, trust) in found.roles.items():
+        if owner != plan.stack or "backup.amazonaws.com" not in trust:
+            continue
+        # AWS Backup's AssumeRole carries no condition key an AWS page documents: the request has none.
+        request = Request(Principal(service="backup.amazonaws.com"), "sts:AssumeRole", role_arn)
+        out.decision(
+            "notification",
+            plan.stack,
+            "backup.amazonaws.com",
+            role_arn,
+            request,
+            decide(
+                request,
+                resource_account=_arn_account(role_arn),
+                resource_policy=trust,
+                resource_policy_name=f"trust policy of {role_arn}",
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig]) -> list[PathResult]:
+    """Every path of the planned stacks (the backup stack's plan must be among them)."""
+    found = inventory(plans)
+    out = _Collector()
+    backup = next((p for p in plans if configs[p.stack].role == ROLE_BACKUP_ACCOUNT), None)
+    for plan in plans:
+        cfg = configs[plan.stack]
+        if cfg.role == ROLE_BACKUP_ACCOUNT:
+            check_guards(out, found, plan.stack, cfg)
+            check_notifications(out, found, plan, cfg.account_id)
+            continue
+        databases = [
+            f"arn:{_partition_of_region(cfg.regions.primary)}:rds:{d.region or cfg.regions.primary}:{cfg.account_id}:"
+            f"{'db' if d.kind == 'instance' else 'cluster'}:{name}"
+            for name, d in cfg.databases.items()
+        ]
+        if cfg.scheduling == "organization":
+            copies = organization_mode_copies(backup, plan, cfg, databases) if backup else []
+        else:
+            copies = account_mode_copies(plan)
+        for copy in copies:
+            check_copy(out, found, copy, cfg)
+        check_database_keys(out, cfg, plan.stack, [c.destination_arn for c in copies])
+        if backup is not None:
+            check_restore_back(out, found, backup, cfg, plan.stack)
+        check_guards(out, found, plan.stack, cfg)
+        check_data(out, plan, cfg)
+        check_notifications(out, found, plan, cfg.account_id)
+    return out.results
+
+
+def broken(results: Sequence[PathResult]) -> list[PathResult]:
+    """The paths AWS would refuse (or that cannot exist)."""
+    return [r for r in results if r.verdict == "broken"]

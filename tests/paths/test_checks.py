@@ -1,0 +1,311 @@
+"""Path checks over the shipped stacks, in both scheduling modes, and over plans with one fix reverted."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pgf_backup.automation.cli import ExitStatus, main
+from pgf_backup.automation.offline import Project, plan_stack
+from pgf_backup.config import StackConfig
+from pgf_backup.paths.checks import KINDS, PathResult, broken, check_paths
+
+STACKS = ("backup", "lab", "dev", "prod")
+BACKUP_ACCOUNT = "100000000010"
+PROD_ACCOUNT = "400000000040"
+
+
+@dataclass
+class Planned:
+    """A planned stack, as the path checks read it."""
+
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _plan_all(project: Project) -> tuple[list[Planned], dict[str, StackConfig]]:
+    backup = plan_stack(project, "backup")
+    refs = {"organization/pgf-backup/backup": backup.outputs}
+    plans = [backup] + [plan_stack(project, stack, refs) for stack in STACKS[1:]]
+    return (
+        [Planned(p.stack, p.resources, p.outputs) for p in plans],
+        {stack: project.load_config(stack) for stack in STACKS},
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped(project: Project) -> tuple[list[Planned], dict[str, StackConfig]]:
+    """The shipped stacks (account mode), planned once."""
+    return _plan_all(project)
+
+
+def _utc(text: str) -> str:
+    # Organization mode writes schedules in UTC: the shipped Toronto schedules are refused there.
+    return text.replace("timezone: America/Toronto", "timezone: UTC")
+
+
+@pytest.fixture(scope="module")
+def organization(project: Project, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Planned], dict[str, Any]]:
+    """The shipped stacks switched to organization mode, planned once."""
+    root = tmp_path_factory.mktemp("org-paths")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(project.root / name, root / name)
+    plans = {}
+    for tier in STACKS[1:]:
+        data = yaml.safe_load(_utc((project.root / f"Pulumi.{tier}.yaml").read_text()))
+        plans[tier] = data["config"].pop("pgf-backup:plan")
+        data["config"]["pgf-backup:scheduling"] = "organization"
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
+    backup["config"]["pgf-backup:scheduling"] = "organization"
+    backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"]["policy_targets"] = {
+        tier: [f"ou-pgf0-{tier}00001"[:16]] for tier in STACKS[1:]
+    }
+    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+    return _plan_all(Project.find(root))
+
+
+def _run(plans: list[Planned], configs: dict[str, StackConfig]) -> list[PathResult]:
+    return check_paths(plans, configs)
+
+
+def _edited(plans: list[Planned], stack: str, edit: Callable[[dict[str, Any]], None]) -> list[Planned]:
+    """A deep copy of the plans where `edit` changes each resource of one stack."""
+    changed = copy.deepcopy(plans)
+    for plan in changed:
+        if plan.stack == stack:
+            for resource in plan.resources:
+                edit(resource)
+    return changed
+
+
+def _without_statement(
+    sid: str, types: tuple[str, ...], field_name: str = "policy"
+) -> Callable[[dict[str, Any]], None]:
+    def edit(resource: dict[str, Any]) -> None:
+        if resource["type"] in types and field_name in resource["inputs"]:
+            document = json.loads(resource["inputs"][field_name])
+            document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
+            resource["inputs"][field_name] = json.dumps(document)
+
+    return edit
+
+
+KEYS = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped stacks
+
+
+@pytest.mark.parametrize("mode", ["account", "organization"])
+def test_every_kind_of_path_for_every_workload_stack_and_none_broken(
+    mode: str, shipped: Any, organization: Any
+) -> None:
+    plans, configs = shipped if mode == "account" else organization
+    results = _run(plans, configs)
+    assert not broken(results), [r.to_json() for r in broken(results)]
+    for stack in STACKS[1:]:
+        kinds = {r.kind for r in results if r.stack == stack and r.verdict == "ok"}
+        assert kinds == set(KINDS), (stack, kinds)
+    assert {r.kind for r in results if r.stack == "backup"} >= {"guard", "notification"}
+    first = results[0].to_json()
+    assert set(first) == {"kind", "stack", "from", "to", "request", "verdict", "reason"}
+
+
+def test_cross_account_copies_are_evaluated_on_both_sides(shipped: Any) -> None:
+    results = _run(*shipped)
+    central = f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
+    into = [r for r in results if r.stack == "prod" and r.kind == "copy" and r.target == central]
+    requests = {r.request.split(" by ")[0] for r in into}
+    assert {"backup:CopyIntoBackupVault", "kms:Decrypt", "kms:CreateGrant", "daily copy: lifecycle"} <= requests
+    assert all(r.verdict == "ok" for r in into)
+
+
+def test_rds_snapshot_keys_are_unproven_not_ok(shipped: Any) -> None:
+    results = _run(*shipped)
+    database = [r for r in results if r.source.startswith("database pgf-audit")]
+    assert [r.verdict for r in database] == ["unproven"]
+    assert BACKUP_ACCOUNT in database[0].reason and "required_key_policy_statement" in database[0].reason
+
+
+# ---------------------------------------------------------------------------------------------
+# One fix reverted: the path is broken, and the message names both ends and the statement
+
+
+def test_reverting_the_source_key_fix_breaks_the_copies(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = _edited(plans, "prod", _without_statement("CrossAccountCopiesByDestinationAccounts", KEYS))
+    failures = [r for r in broken(_run(edited, configs)) if r.kind == "copy"]
+    assert failures
+    failure = failures[0]
+    assert failure.stack == "prod" and failure.source.endswith(":backup-vault:pgf-prod")
+    assert failure.target.startswith(f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:")
+    assert "key policy of arn:aws:kms:ca-central-1:400000000040:key/" in failure.reason
+    assert BACKUP_ACCOUNT in failure.reason
+
+
+def test_reverting_the_restore_fix_breaks_the_copy_back(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = _edited(
+        plans, "prod", _without_statement("CopyIntoVaultFromAccounts", ("aws:backup/vaultPolicy:VaultPolicy",))
+    )
+    failures = [r for r in broken(_run(edited, configs)) if r.kind == "restore"]
+    assert len(failures) == 2  # primary and copy region
+    assert failures[0].source == f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
+    assert failures[0].target == f"arn:aws:backup:ca-central-1:{PROD_ACCOUNT}:backup-vault:pgf-prod"
+    assert "vault access policy of pgf-prod" in failures[0].reason
+
+
+def test_restore_back_needs_the_central_key_to_admit_the_workload(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = _edited(plans, "backup", _without_statement("CrossAccountCopiesByDestinationAccounts", KEYS))
+    failures = [r for r in broken(_run(edited, configs)) if r.kind == "restore"]
+    assert {r.stack for r in failures} == {"lab", "dev", "prod"}
+    assert all("key policy of" in r.reason for r in failures)
+
+
+def test_restore_back_needs_a_role_in_the_backup_account(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = copy.deepcopy(plans)
+    edited[0].resources = [r for r in edited[0].resources if r["type"] != "aws:iam/role:Role"]
+    failures = [r for r in broken(_run(edited, configs)) if r.kind == "restore"]
+    assert failures and all("no role pgf-backup-service-role" in r.reason for r in failures)
+
+
+OLD_DENY = {
+    "Sid": "DenyNonKmsEncryption",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::pgf-documents-prod/*",
+    "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+}
+
+
+def test_reverting_the_bucket_policy_fix_refuses_the_applications_uploads(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def revert(resource: dict[str, Any]) -> None:
+        if (
+            resource["type"] == "aws:s3/bucketPolicy:BucketPolicy"
+            and resource["inputs"]["bucket"] == "pgf-documents-prod"
+        ):
+            document = json.loads(resource["inputs"]["policy"])
+            document["Statement"].append(OLD_DENY)
+            resource["inputs"]["policy"] = json.dumps(document)
+
+    (failure,) = broken(_run(_edited(plans, "prod", revert), configs))
+    assert failure.kind == "data"
+    assert (
+        failure.source == "arn:aws:iam::400000000040:role/pgf-app"
+        and failure.target == "arn:aws:s3:::pgf-documents-prod"
+    )
+    assert "must be allowed" in failure.reason and "DenyNonKmsEncryption" in failure.reason
+
+
+def test_a_trust_that_waits_for_aws_source_account_is_broken(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def condition(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:iam/role:Role":
+            trust = json.loads(resource["inputs"]["assumeRolePolicy"])
+            trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": PROD_ACCOUNT}}
+            resource["inputs"]["assumeRolePolicy"] = json.dumps(trust)
+
+    failures = broken(_run(_edited(plans, "prod", condition), configs))
+    assert [(r.kind, r.source) for r in failures] == [("notification", "backup.amazonaws.com")]
+
+
+def test_an_rds_instance_copied_to_the_air_gapped_vault_is_broken(shipped: Any) -> None:
+    plans, configs = shipped
+    instance = f"arn:aws:rds:ca-central-1:{PROD_ACCOUNT}:db:pgf-audit"
+
+    def list_in_main_plan(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:backup/selection:Selection" and resource["inputs"]["name"] == "pgf-prod-listed":
+            resource["inputs"]["resources"] = [*resource["inputs"]["resources"], instance]
+
+    failures = broken(_run(_edited(plans, "prod", list_in_main_plan), configs))
+    assert failures and all(r.target.endswith(":backup-vault:pgf-prod-air-gapped") for r in failures)
+    assert instance in failures[0].reason and "air-gapped" in failures[0].reason
+
+
+def test_a_copy_outside_the_destination_lock_or_into_no_vault_is_broken(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def retarget(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:backup/plan:Plan" and resource["inputs"]["name"] == "pgf-lab":
+            actions = resource["inputs"]["rules"][0]["copyActions"]
+            actions[0]["lifecycle"]["deleteAfter"] = 400
+            actions[1]["destinationVaultArn"] = "arn:aws:backup:ca-west-1:200000000020:backup-vault:missing"
+
+    failures = broken(_run(_edited(plans, "lab", retarget), configs))
+    reasons = " | ".join(r.reason for r in failures)
+    assert "outside the lock of pgf-lab (7-14 days)" in reasons
+    assert "no stack of the plan creates the destination vault" in reasons
+
+
+def test_guards_refuse_the_administrator_and_admit_break_glass(shipped: Any) -> None:
+    results = _run(*shipped)
+    guards = [r for r in results if r.kind == "guard" and r.stack == "prod"]
+    assert {r.source for r in guards} == {"role Administrator", "role pgf-backup-break-glass"}
+    rotation = [r for r in guards if "kms:DisableKeyRotation" in r.request]
+    assert rotation and all(r.verdict == "ok" for r in rotation)
+    plans, configs = shipped
+    edited = _edited(plans, "prod", _without_statement("DenyKeyDeletionExceptBreakGlass", KEYS))
+    failures = broken(_run(edited, configs))
+    assert failures and all(r.kind == "guard" and r.source == "role Administrator" for r in failures)
+    assert "must be refused" in failures[0].reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the command line
+
+
+def test_plan_exits_1_and_names_a_broken_path(project: Project, tmp_path: Path) -> None:
+    """A workload stack naming a service role the backup account lacks: its restore copies cannot run."""
+    for name in ("Pulumi.yaml", "__main__.py", *(f"Pulumi.{s}.yaml" for s in STACKS)):
+        shutil.copy(project.root / name, tmp_path / name)
+    shutil.copytree(project.root / "policy", tmp_path / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    prod = tmp_path / "Pulumi.prod.yaml"
+    prod.write_text(
+        prod.read_text().replace(
+            "    deploy_role: pgf-backup-deploy\n",
+            "    deploy_role: pgf-backup-deploy\n    service_role: pgf-prod-backup\n",
+        )
+    )
+    out, err = _Capture(), _Capture()
+    status = main(
+        ["--project-dir", str(tmp_path), "plan", "--stack", "prod", "--json", str(tmp_path / "plan.json")], out, err
+    )
+    assert status == ExitStatus.FAILED
+    assert "== paths:" in out.text and "restore: BROKEN" in out.text
+    assert (
+        f"broken restore path in stack prod: arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
+        in err.text
+    )
+    assert "no role pgf-prod-backup" in err.text
+    document = json.loads((tmp_path / "plan.json").read_text())
+    assert any(p["verdict"] == "broken" and p["kind"] == "restore" for p in document["paths"])
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
