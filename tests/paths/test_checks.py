@@ -309,3 +309,56 @@ class _Capture:
 
     def flush(self) -> None:
         pass
+
+
+def test_a_deprecated_vault_event_in_a_stack_file_exits_2_naming_the_key(project: Project, tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "__main__.py", *(f"Pulumi.{s}.yaml" for s in STACKS)):
+        shutil.copy(project.root / name, tmp_path / name)
+    prod = tmp_path / "Pulumi.prod.yaml"
+    prod.write_text(
+        prod.read_text().replace(
+            "      tier: prod\n", "      tier: prod\n      notify_events: [BACKUP_JOB_FAILED]\n", 1
+        )
+    )
+    out, err = _Capture(), _Capture()
+    status = main(["--project-dir", str(tmp_path), "plan", "--all"], out, err)
+    assert status == ExitStatus.USAGE
+    assert "pgf-backup:vaults.prod.notify_events.0: 'BACKUP_JOB_FAILED' is a deprecated vault event" in err.text
+    assert "COPY_JOB_FAILED" in err.text and "Traceback" not in err.text
+
+
+REVERTS = {
+    # Fix 1: the workload vault keys admit their copy destinations.
+    "source key": (
+        "backup_vault.py",
+        "        statements += copy_out_statements(args.partition, args.copy_out_account_ids)\n",
+        "",
+        "broken copy path in stack lab",
+    ),
+    # Fix 5: the bucket policy denies only uploads that ask for another encryption.
+    "bucket policy": (
+        "s3_protection.py",
+        '"Condition": {"Null": {sse: "false"}, "StringNotEquals": {sse: "aws:kms"}},',
+        '"Condition": {"StringNotEqualsIfExists": {sse: "aws:kms"}},',
+        "broken data path in stack lab: arn:aws:iam::200000000020:role/pgf-app -> arn:aws:s3:::pgf-documents-lab",
+    ),
+}
+
+
+@pytest.mark.parametrize("fix", sorted(REVERTS))
+def test_plan_all_exits_1_when_a_fix_is_reverted_in_a_scratch_copy(project: Project, tmp_path: Path, fix: str) -> None:
+    """The program of a scratch copy with one fix undone: `plan --all` names the broken path."""
+    module, old, new, expected = REVERTS[fix]
+    for name in ("Pulumi.yaml", "__main__.py", *(f"Pulumi.{s}.yaml" for s in STACKS)):
+        shutil.copy(project.root / name, tmp_path / name)
+    for folder in ("components", "policy"):
+        shutil.copytree(project.root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    source = tmp_path / "components" / module
+    text = source.read_text()
+    assert old in text
+    source.write_text(text.replace(old, new))
+    out, err = _Capture(), _Capture()
+    status = main(["--project-dir", str(tmp_path), "plan", "--all"], out, err)
+    assert status == ExitStatus.FAILED
+    assert expected in err.text
+    assert "BROKEN" in out.text
