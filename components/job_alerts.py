@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.keys import customer_managed_key
-from components.policies import KeyGuard, Statement, key_policy, root_arn, service_may_publish
+from components.policies import KeyGuard, eventbridge_topic_key_statements, key_policy, service_may_publish
 
 # https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-backup.html: "AWS Backup sends the
 # following events directly to EventBridge: [...] Backup Job State Change, Copy Job State Change,
@@ -120,26 +120,7 @@ class JobAlerts(pulumi.ComponentResource):
 
     def _key_policy(self) -> str:
         args = self._args
-        statements: list[Statement] = [
-            # An encrypted SNS target needs EventBridge to generate and decrypt data keys with the topic's
-            # key: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
-            {
-                "Sid": "EventBridgePublishesEncryptedAlerts",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-            },
-            {
-                "Sid": "SubscribersReadThroughSns",
-                "Effect": "Allow",
-                "Principal": {"AWS": root_arn(args.partition, args.account_id)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"kms:ViaService": f"sns.{args.region}.amazonaws.com"}},
-            },
-        ]
+        statements = eventbridge_topic_key_statements(args.partition, args.account_id, args.region)
         return key_policy(args.partition, args.account_id, statements, args.key_guard)
 
     def _create_key(self, name: str, opts: pulumi.ResourceOptions) -> aws.kms.Key:

@@ -174,6 +174,32 @@ def vault_access_policy(
     return document(statements)
 
 
+def eventbridge_topic_key_statements(partition: str, account_id: str, region: str) -> list[Statement]:
+    """Key statements of an SNS topic EventBridge publishes to: EventBridge encrypts, subscribers read via SNS.
+
+    An encrypted SNS target needs EventBridge to generate and decrypt data keys with the topic's key:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
+    """
+    return [
+        {
+            "Sid": "EventBridgePublishesEncryptedAlerts",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        {
+            "Sid": "SubscribersReadThroughSns",
+            "Effect": "Allow",
+            "Principal": {"AWS": root_arn(partition, account_id)},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
+        },
+    ]
+
+
 def service_may_publish(sid: str, service: str, topic_arn: str, account_id: str) -> str:
     """An SNS topic policy letting one AWS service publish, on behalf of this account only."""
     return document(

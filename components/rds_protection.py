@@ -17,7 +17,7 @@ import pulumi_aws as aws
 from components.keys import customer_managed_key
 from components.policies import (
     KeyGuard,
-    Statement,
+    eventbridge_topic_key_statements,
     key_policy,
     root_arn,
     service_may_publish,
@@ -207,25 +207,7 @@ class RdsProtection(pulumi.ComponentResource):
 
     def _create_alert(self, name: str, args: RdsProtectionArgs, opts: pulumi.ResourceOptions) -> None:
         """Non-compliance of any of these rules publishes to an encrypted SNS topic."""
-        root = root_arn(args.partition, args.account_id)
-        statements: list[Statement] = [
-            {
-                "Sid": "EventBridgePublishesEncryptedAlerts",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-            },
-            {
-                "Sid": "SubscribersReadThroughSns",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"kms:ViaService": f"sns.{args.region}.amazonaws.com"}},
-            },
-        ]
+        statements = eventbridge_topic_key_statements(args.partition, args.account_id, args.region)
         guarded = args.key_guard is not None
         key = customer_managed_key(
             f"{name}-alerts",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from pgf_backup.config import StackConfig
-from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, TAG_BACKUP_TIER
+from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, TAG_BACKUP_TIER
 from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, decide
 
 Kind = Literal["copy", "restore", "guard", "data", "notification"]
@@ -449,24 +449,38 @@ def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackCo
         )
     if destination.account == copy.source_account:
         return
-    # Cross-account: the destination vault's access policy admits the source (its service role's
-    # account or organization): https://repost.aws/knowledge-center/backup-resolve-access-denied-error.
     role = copy.role_arn or f"arn:{_partition(source.arn)}:iam::{copy.source_account}:role/{cfg.iam.service_role}"
-    context: dict[str, Any] = {}
-    if cfg.organization.id:
-        context["aws:PrincipalOrgID"] = cfg.organization.id
+    context: dict[str, Value] = {"aws:PrincipalOrgID": cfg.organization.id} if cfg.organization.id else {}
+    _cross_account_copy(out, found, (kind, copy.stack), source, destination, role, context, cfg.iam.service_role)
+
+
+def _cross_account_copy(  # noqa: PLR0917 - the two ends of the copy and who runs it
+    out: _Collector,
+    found: Inventory,
+    where: tuple[Kind, str],
+    source: VaultInfo,
+    destination: VaultInfo,
+    role: str,
+    context: Mapping[str, Value],
+    destination_role_name: str,
+) -> None:
+    """Both sides of a copy into another account: the destination vault's policy, the source vault's key."""
+    kind, stack = where
+    # The destination vault's access policy admits the source (its service role's account or
+    # organization): https://repost.aws/knowledge-center/backup-resolve-access-denied-error.
     request = Request(Principal(arn=role), "backup:CopyIntoBackupVault", destination.arn, context)
+    policy_name = f"vault access policy of {destination.name} ({destination.account})"
     out.decision(
         kind,
-        copy.stack,
+        stack,
         source.arn,
-        target,
+        destination.arn,
         request,
         decide(
             request,
             resource_account=destination.account,
             resource_policy=destination.policy,
-            resource_policy_name=f"vault access policy of {destination.name} ({destination.account})",
+            resource_policy_name=policy_name,
         ),
     )
     # ... and the source key admits the destination account (types AWS Backup fully manages keep the
@@ -476,13 +490,13 @@ def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackCo
     key = found.keys.get(source.key_arn)
     policy = str((key[1].get("inputs") or {}).get("policy")) if key else None
     for key_request in _copy_key_requests(
-        source.key_arn, destination.account, cfg.iam.service_role, _partition(source.arn)
+        source.key_arn, destination.account, destination_role_name, _partition(source.arn)
     ):
         out.decision(
             kind,
-            copy.stack,
+            stack,
             source.arn,
-            target,
+            destination.arn,
             key_request,
             decide(
                 key_request,
@@ -509,7 +523,7 @@ def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinati
             "unproven",
             "the database key belongs to the application stack: its key policy must admit "
             f"{', '.join(accounts)} (stack output databases.{name}.required_key_policy_statement); a grant alone "
-            "is undocumented for snapshot copies. `pgf-backup preflight` reads the live key policy.",
+            "is undocumented for snapshot copies. the preflight of `pgf-backup preview` and `up` reads the live key policy.",
         )
 
 
@@ -549,39 +563,7 @@ def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, 
                 f"the backup stack has no role {cfg.iam.service_role} for AWS Backup to run the copy job with",
             )
             continue
-        request = Request(Principal(arn=role), "backup:CopyIntoBackupVault", local.arn)
-        out.decision(
-            "restore",
-            stack,
-            central.arn,
-            target,
-            request,
-            decide(
-                request,
-                resource_account=local.account,
-                resource_policy=local.policy,
-                resource_policy_name=f"vault access policy of {local.name} ({local.account})",
-            ),
-        )
-        if central.key_arn is None:
-            continue
-        key = found.keys.get(central.key_arn)
-        policy = str((key[1].get("inputs") or {}).get("policy")) if key else None
-        for key_request in _copy_key_requests(central.key_arn, local.account, cfg.iam.service_role, _partition(role)):
-            out.decision(
-                "restore",
-                stack,
-                central.arn,
-                target,
-                key_request,
-                decide(
-                    key_request,
-                    resource_account=central.account,
-                    resource_policy=policy,
-                    resource_policy_name=f"key policy of {central.key_arn}",
-                    key_policy=True,
-                ),
-            )
+        _cross_account_copy(out, found, ("restore", stack), central, local, role, {}, cfg.iam.service_role)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -809,6 +791,8 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
     backup = next((p for p in plans if configs[p.stack].role == ROLE_BACKUP_ACCOUNT), None)
     for plan in plans:
         cfg = configs[plan.stack]
+        if cfg.role == ROLE_MANAGEMENT:
+            continue  # no vault, key, copy or data: only settings of the organization
         if cfg.role == ROLE_BACKUP_ACCOUNT:
             check_guards(out, found, plan.stack, cfg)
             check_notifications(out, found, plan, cfg.account_id)
