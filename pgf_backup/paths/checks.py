@@ -523,7 +523,8 @@ def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinati
             "unproven",
             "the database key belongs to the application stack: its key policy must admit "
             f"{', '.join(accounts)} (stack output databases.{name}.required_key_policy_statement); a grant alone "
-            "is undocumented for snapshot copies. the preflight of `pgf-backup preview` and `up` reads the live key policy.",
+            "is undocumented for snapshot copies. The preflight of `pgf-backup preview` and `up` reads the "
+            "live key policy.",
         )
 
 
