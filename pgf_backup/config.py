@@ -30,13 +30,15 @@ from pgf_backup.constants import (
     DEFAULT_SERVICE_ROLE,
     PROD_MIN_RETENTION_DAYS,
     ROLE_BACKUP_ACCOUNT,
+    ROLE_MANAGEMENT,
     ROLE_WORKLOAD,
     STACK_BACKUP,
+    STACK_MANAGEMENT,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
 )
 
 Tier = Literal["lab", "dev", "prod"]
-Role = Literal["backup-account", "workload"]
+Role = Literal["backup-account", "workload", "management"]
 
 
 class ConfigError(Exception):
@@ -281,6 +283,22 @@ class AirGapped(Model):
 OptInService = Literal[
     "Aurora", "DocumentDB", "DynamoDB", "EBS", "EC2", "EFS", "FSx", "Neptune", "RDS", "S3", "Redshift"
 ]
+# A key of DescribeRegionSettings' maps. botocore's pattern (^[a-zA-Z0-9\-\_\.]{1,50}$) has no space, yet
+# its own GetSupportedResourceTypes documentation lists "SAP HANA on Amazon EC2" and "Storage Gateway".
+ResourceType = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,49}$")]
+# Full AWS Backup management (cross-account copies, cold storage, independent encryption).
+FULLY_MANAGED: tuple[OptInService, ...] = ("DynamoDB", "EFS")
+
+
+class RegionResourceTypes(Model):
+    """The resource types AWS Backup offers in one region, as `aws backup describe-region-settings` lists them."""
+
+    # The keys of ResourceTypeOptInPreference.
+    opt_in: Annotated[tuple[ResourceType, ...], Field(min_length=1)]
+    # ResourceTypeManagementPreference, as this stack sets it.
+    management: dict[ResourceType, bool] = Field(default_factory=dict)
+
+
 PolicyTarget = Annotated[str, Field(pattern=r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$")]
 
 
@@ -290,6 +308,8 @@ class Organization(Model):
     id: Annotated[str | None, Field(pattern=r"^o-[a-z0-9]{10,32}$")] = None
     # Organization mode: where each tier's BACKUP_POLICY is attached (root r-..., OU ou-..., account).
     policy_targets: dict[Tier, Annotated[tuple[PolicyTarget, ...], Field(min_length=1)]] = Field(default_factory=dict)
+    # The organization's root (r-...): the management stack's delegation policy names it, as AWS's example does.
+    root_id: Annotated[str | None, Field(pattern=r"^r-[0-9a-z]{4,32}$")] = None
 
 
 class Regions(Model):
@@ -661,6 +681,10 @@ BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 DbIdentifier = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")]
 
 
+# The keys the management stack reads (role: management).
+MANAGEMENT_KEYS = frozenset({"role", "accounts", "organization", "regions", "iam", "tags", "scheduling"})
+
+
 class StackConfig(Model):
     """The whole configuration of one stack (keys of the `pgf-backup:` namespace)."""
 
@@ -672,7 +696,8 @@ class StackConfig(Model):
     iam: Iam = Iam()
     tags: Tags = Tags()
     tier_bounds: TierBounds = TierBounds()
-    vaults: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault], Field(min_length=1)]
+    # Required (at least one) except in the management stack, which has none (checked below).
+    vaults: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault] = Field(default_factory=dict)
     scheduling: Literal["account", "organization"] = "account"
     plan: Plan | None = None
     # Backup account in organization mode: each tier's plan, written as a BACKUP_POLICY.
@@ -683,6 +708,8 @@ class StackConfig(Model):
     aws_config_rules: AwsConfigRules = AwsConfigRules()
     # Workload stacks: services opted in to AWS Backup in the account's region settings.
     services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
+    # Workload stacks: per region, every resource type AWS Backup offers there (region settings send whole maps).
+    region_resource_types: dict[Region, RegionResourceTypes] = Field(default_factory=dict)
     # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
     # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
     backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
@@ -694,18 +721,30 @@ class StackConfig(Model):
         errors: list[str] = []
         if STACK_BACKUP not in self.accounts:
             errors.append("accounts: the backup account is missing (key 'backup')")
-        if self.role == ROLE_WORKLOAD:
+        if self.role == ROLE_MANAGEMENT:
+            self._check_management(errors)
+        elif self.role == ROLE_WORKLOAD:
             self._check_workload(errors)
         else:
             self._check_backup_account(errors)
+        if self.role != ROLE_MANAGEMENT and not self.vaults:
+            errors.append("vaults: at least one vault is needed (vaults.<key> with its tier)")
         backup_id = self.accounts.get(STACK_BACKUP)
         for name, account in self.accounts.items():
-            if name != STACK_BACKUP and account == backup_id:
+            if name == STACK_MANAGEMENT and account == backup_id:
+                # RegisterDelegatedAdministrator "Enables the specified member account" (botocore's Organizations
+                # model): the management account cannot be AWS Backup's delegated administrator.
+                errors.append(
+                    f"accounts.{name}: {account} is the backup account's id; the backup account must be a member "
+                    "account distinct from the organization's management account"
+                )
+            elif name != STACK_BACKUP and account == backup_id:
                 errors.append(
                     f"accounts.{name}: {account} is the backup account's id; the backup account "
                     "must be distinct from every workload account"
                 )
         self._check_vaults(errors)
+        self._check_region_resource_types(errors)
         if len(set(self.rollout_order)) != len(self.rollout_order) or STACK_BACKUP in self.rollout_order:
             errors.append(
                 f"rollout_order: {list(self.rollout_order)} must list each workload stack once, without 'backup' "
@@ -714,6 +753,28 @@ class StackConfig(Model):
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+    def _check_management(self, errors: list[str]) -> None:
+        if STACK_MANAGEMENT not in self.accounts:
+            errors.append(
+                "accounts: the management stack deploys into the organization's management account: "
+                "give its id (key 'management')"
+            )
+        # Every other key configures vaults, plans or data, which the management account does not hold.
+        for key in sorted(self.model_fields_set - MANAGEMENT_KEYS):
+            errors.append(
+                f"{key}: not used by the management stack (role: management), which only sets AWS Backup's global "
+                "settings, the delegated administrator and the Organizations delegation policy; allowed keys: "
+                f"{', '.join(sorted(MANAGEMENT_KEYS))}"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.organization.root_id:
+                errors.append(
+                    "organization.root_id: organization mode's delegation policy names the organization's root "
+                    "(r-..., from `aws organizations list-roots` in the management account)"
+                )
 
     def _check_backup_account(self, errors: list[str]) -> None:
         if self.buckets or self.databases:
@@ -839,6 +900,41 @@ class StackConfig(Model):
                         "AWS Backup would fail every such job"
                     )
 
+    def _check_region_resource_types(self, errors: list[str]) -> None:
+        """Workload stacks list, per region, the whole set of types their region settings send."""
+        if self.role != ROLE_WORKLOAD:
+            # Opt-in and full management decide how AWS Backup backs up an account's own resources; the
+            # backup account has none to back up, and copies land in its vaults whatever its settings say.
+            # (The management stack refuses every key it does not read.)
+            if self.role == ROLE_BACKUP_ACCOUNT and self.region_resource_types:
+                errors.append(
+                    "region_resource_types: only workload stacks manage AWS Backup region settings; the backup "
+                    "account backs up no resources of its own (it receives copies), so remove it here"
+                )
+            return
+        for region in self.regions.all:
+            listed = self.region_resource_types.get(region)
+            if listed is None:
+                errors.append(
+                    f"region_resource_types.{region}: missing: list what `aws backup describe-region-settings "
+                    f"--region {region}` returns in this account (opt_in: the keys of ResourceTypeOptInPreference; "
+                    "management: ResourceTypeManagementPreference)"
+                )
+                continue
+            if len(set(listed.opt_in)) != len(listed.opt_in):
+                errors.append(f"region_resource_types.{region}.opt_in: lists a resource type more than once")
+            for service in self.services:
+                if service not in listed.opt_in:
+                    errors.append(
+                        f"services: {service} is not offered by AWS Backup in {region} (it is not in "
+                        f"region_resource_types.{region}.opt_in)"
+                    )
+                elif service in FULLY_MANAGED and listed.management.get(service) is not True:
+                    errors.append(
+                        f"region_resource_types.{region}.management.{service}: must be true: {service} is in services, "
+                        "and copying its recovery points to another account or region needs full AWS Backup management"
+                    )
+
     def _check_data(self, errors: list[str]) -> None:
         copies_cross_account = self.scheduling == "organization" or (
             self.plan is not None and self.plan.copy_to_backup_account
@@ -894,7 +990,14 @@ class StackConfig(Model):
     @property
     def account_id(self) -> str:
         """Account this stack deploys into."""
+        if self.role == ROLE_MANAGEMENT:
+            return self.accounts[STACK_MANAGEMENT]
         return self.accounts[STACK_BACKUP if self.role == ROLE_BACKUP_ACCOUNT else str(self.tier)]
+
+    @property
+    def workload_account_ids(self) -> list[str]:
+        """The accounts other than the backup and the management account (sorted, each once)."""
+        return sorted({a for name, a in self.accounts.items() if name not in (STACK_BACKUP, STACK_MANAGEMENT)})
 
     @property
     def backup_account_id(self) -> str:

@@ -8,8 +8,11 @@ COMPONENT_PREFIX: Final = "pgf:backup"
 
 TIERS: Final = ("lab", "dev", "prod")
 STACK_BACKUP: Final = "backup"
+# The optional stack of the organization's management account (what only that account may do).
+STACK_MANAGEMENT: Final = "management"
 ROLE_BACKUP_ACCOUNT: Final = "backup-account"
 ROLE_WORKLOAD: Final = "workload"
+ROLE_MANAGEMENT: Final = "management"
 
 # Role names, the same in every account (configurable under `pgf-backup:iam`).
 DEFAULT_DEPLOY_ROLE: Final = "pgf-backup-deploy"

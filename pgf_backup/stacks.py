@@ -39,19 +39,19 @@ from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackCon
 from pgf_backup.constants import (
     PROJECT,
     ROLE_BACKUP_ACCOUNT,
+    ROLE_MANAGEMENT,
     STACK_BACKUP,
     TAG_APPLICATION,
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
 )
+from pgf_backup.management import BACKUP_SERVICE_PRINCIPAL, GLOBAL_SETTINGS, delegation_policy
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
 
 # An RDS DB instance (not an Aurora cluster), whatever the partition, region and account.
 RDS_INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
 # RDS DB instances as a resource type of a BACKUP_POLICY selection (Aurora clusters are `cluster:`).
 RDS_INSTANCE_TYPE = "arn:aws:rds:*:*:db:*"
-# Full AWS Backup management (cross-account copies, cold storage, independent encryption).
-FULLY_MANAGED = ("DynamoDB", "EFS")
 
 
 class StackConfigError(ConfigError, pulumi.RunError):
@@ -112,7 +112,7 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
     """The vaults of this stack: one per configured vault and per region."""
     account = cfg.account_id
     is_backup_account = cfg.role == ROLE_BACKUP_ACCOUNT
-    workload_ids = sorted({a for name, a in cfg.accounts.items() if name != STACK_BACKUP})
+    workload_ids = cfg.workload_account_ids
     built: dict[str, dict[str, BackupVault]] = {}
     for key, vault in cfg.vaults.items():
         lock = vault.lock
@@ -270,7 +270,7 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
                 cfg.role_arn(cfg.account_id, cfg.iam.deploy_role),
                 cfg.role_arn(cfg.account_id, cfg.iam.break_glass_role),
                 copy_in_org_id=cfg.organization.id,
-                copy_in_account_ids=sorted({a for n, a in cfg.accounts.items() if n != STACK_BACKUP}),
+                copy_in_account_ids=cfg.workload_account_ids,
             ),
             opts=providers.opts(),
         )
@@ -293,9 +293,11 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
 def build_org_policies(
     cfg: StackConfig, providers: Providers, central: dict[str, Any], air_gapped: dict[str, Any]
 ) -> dict[str, Any]:
-    """One BACKUP_POLICY per tier, attached to its targets; cross-account backup enabled."""
+    """One BACKUP_POLICY per tier, attached to its targets.
+
+    Cross-account backup is a global setting only the management account may change: the management stack.
+    """
     opts = providers.opts()
-    aws.backup.GlobalSettings("global-settings", global_settings={"isCrossAccountBackupEnabled": "true"}, opts=opts)
     role_arn = f"arn:{partition(cfg.regions.primary)}:iam::{ACCOUNT_PLACEHOLDER}:role/{cfg.iam.service_role}"
     policies: dict[str, Any] = {}
     for tier in cfg.plans:
@@ -494,11 +496,18 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     vaults = build_vaults(cfg, providers)
     role = service_role(cfg, providers)
     for region in cfg.regions.all:
+        # Whole maps, every type AWS Backup offers in the region (config validation guarantees the entry). The
+        # provider's Read stores the whole maps DescribeRegionSettings returns (terraform-provider-aws
+        # internal/service/backup/region_settings.go, resourceRegionSettingsRead), and the plugin SDK's diffMap
+        # marks each state key missing from the inputs as removed: a partial map shows a change on every preview
+        # (terraform-provider-aws#22744). A type the region does not offer is refused ("Element present in
+        # resource type opt in preference has invalid values", #21801), hence the per-region list; preflight
+        # compares it with DescribeRegionSettings. Types outside `services` are opted out.
+        offered = cfg.region_resource_types[region]
         aws.backup.RegionSettings(
             f"region-settings-{region}",
-            # Only the configured services: others in the account keep whatever they were set to.
-            resource_type_opt_in_preference=dict.fromkeys(cfg.services, True),
-            resource_type_management_preference={s: True for s in FULLY_MANAGED},
+            resource_type_opt_in_preference={t: t in cfg.services for t in offered.opt_in},
+            resource_type_management_preference=dict(offered.management),
             opts=providers.opts(region),
         )
     protected_arns, data_outputs = protect_data(cfg, providers)
@@ -591,6 +600,44 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# The organization's management account (optional stack)
+
+
+def build_management(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+    """AWS Backup's global settings; in organization mode, the backup account as delegated administrator."""
+    opts = providers.opts()
+    # UpdateGlobalSettings works only in the management account (pgf_backup/management.py).
+    aws.backup.GlobalSettings("global-settings", global_settings=GLOBAL_SETTINGS, opts=opts)
+    outputs: dict[str, Any] = {"global_settings": GLOBAL_SETTINGS}
+    if cfg.scheduling != "organization":
+        # Account mode copies across accounts with the global setting alone: nothing more is delegated.
+        return outputs
+    org_id, root_id = cfg.organization.id, cfg.organization.root_id
+    assert org_id is not None and root_id is not None  # checked by the config model
+    # RegisterDelegatedAdministrator: "You can only call this operation from the management account"
+    # (https://docs.aws.amazon.com/organizations/latest/APIReference/API_RegisterDelegatedAdministrator.html).
+    admin = aws.organizations.DelegatedAdministrator(
+        "backup-delegated-administrator",
+        account_id=cfg.backup_account_id,
+        service_principal=BACKUP_SERVICE_PRINCIPAL,
+        opts=opts,
+    )
+    document = delegation_policy(partition(cfg.regions.primary), cfg.backup_account_id, cfg.account_id, org_id, root_id)
+    # The backup stack writes the BACKUP_POLICY documents as that delegated administrator.
+    aws.organizations.ResourcePolicy(
+        "backup-policy-delegation",
+        content=json.dumps(document),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[admin])),
+    )
+    outputs["delegated_administrator"] = {
+        "account_id": cfg.backup_account_id,
+        "service_principal": BACKUP_SERVICE_PRINCIPAL,
+    }
+    outputs["delegation_policy"] = document
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build(cfg: StackConfig, stack: str) -> dict[str, Any]:
@@ -603,6 +650,8 @@ def build(cfg: StackConfig, stack: str) -> dict[str, Any]:
         "account_id": cfg.account_id,
         "regions": list(cfg.regions.all),
     }
+    if cfg.role == ROLE_MANAGEMENT:
+        return {**common, **build_management(cfg, providers)}
     if cfg.role == ROLE_BACKUP_ACCOUNT:
         return {**common, **build_backup_account(cfg, providers)}
     return {**common, **build_workload(cfg, providers)}

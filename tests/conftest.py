@@ -110,3 +110,24 @@ def run_stack(
     yield run
     settings.reset_options()
     runtime_config.CONFIG.set({})
+
+
+MANAGEMENT_ACCOUNT = "900000000090"
+ROOT_ID = "r-pgf0"
+
+
+def add_management_stack(root: Path) -> Path:
+    """Write `Pulumi.management.yaml` into the project at `root`, from its backup stack file (same mode)."""
+    import yaml
+
+    from pgf_backup.config import MANAGEMENT_KEYS
+
+    backup = yaml.safe_load((root / "Pulumi.backup.yaml").read_text())["config"]
+    config = {k: v for k, v in backup.items() if not k.startswith("pgf-backup:")}
+    config.update({k: v for k, v in backup.items() if k.removeprefix("pgf-backup:") in MANAGEMENT_KEYS})
+    config["pgf-backup:role"] = "management"
+    config["pgf-backup:accounts"] = {**backup["pgf-backup:accounts"], "management": MANAGEMENT_ACCOUNT}
+    config["pgf-backup:organization"] = {"id": backup["pgf-backup:organization"]["id"], "root_id": ROOT_ID}
+    path = root / "Pulumi.management.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path

@@ -13,6 +13,7 @@ from pgf_backup.config import ConfigError, StackConfig
 from tests.conftest import config_of, stack_values
 
 Mutation = Callable[[dict[str, Any]], None]
+FULLY_MANAGED = {"DynamoDB": True, "EFS": True}
 
 
 def _set(path: str, value: Any) -> Mutation:
@@ -41,6 +42,16 @@ def _delete(path: str) -> Mutation:
         for part in rest[:-1]:
             target = target[part]
         del target[rest[-1]]
+
+    return mutate
+
+
+def _each(*mutations: Mutation) -> Mutation:
+    """Several mutations as one."""
+
+    def mutate(values: dict[str, Any]) -> None:
+        for one in mutations:
+            one(values)
 
     return mutate
 
@@ -197,7 +208,16 @@ def test_bad_config_is_refused_naming_the_key(project: Project, stack: str, muta
         ("prod", _set("plan.rules.daily.schedule", "rate(12 hours)")),
         ("prod", _set("plan.rules.daily.schedule", "rate(1 day)")),
         ("prod", _set("plan.rules.yearly.cold_storage_after_days", 2465)),
-        ("prod", _set("regions.primary", "us-gov-west-1")),
+        (
+            "prod",
+            _each(
+                _set("regions.primary", "us-gov-west-1"),
+                _set(
+                    "region_resource_types.us-gov-west-1",
+                    {"opt_in": ["Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3"], "management": FULLY_MANAGED},
+                ),
+            ),
+        ),
         ("prod", _delete("regions.copy")),
         ("lab", _set("tier_bounds.lab", {"min_days": 7, "max_days": 30})),
         ("lab", _delete("vaults.lab.lock")),
@@ -378,3 +398,136 @@ def test_default_and_shipped_vault_events_are_all_sent_by_aws(project: Project, 
         assert set(vault.notify_events) <= set(SUPPORTED_EVENTS), key
         # The shipped stacks keep the default: completed (failed ones included) backups and failed copies.
         assert {"BACKUP_JOB_COMPLETED", "COPY_JOB_FAILED"} <= set(vault.notify_events), key
+
+
+# -- region settings: every resource type AWS Backup offers in each region -------------------------
+
+
+def _region_types(region: str, opt_in: list[str], management: dict[str, bool] | None = None) -> Mutation:
+    return _set(
+        f"region_resource_types.{region}",
+        {"opt_in": opt_in, "management": FULLY_MANAGED if management is None else management},
+    )
+
+
+OFFERED = ["Aurora", "CloudFormation", "DynamoDB", "EBS", "EC2", "EFS", "RDS", "S3", "SAP HANA on Amazon EC2"]
+
+
+@pytest.mark.parametrize("stack", ["lab", "dev", "prod"])
+def test_shipped_workload_stacks_list_the_types_of_both_regions(project: Project, stack: str) -> None:
+    cfg = project.load_config(stack)
+    assert set(cfg.region_resource_types) == {"ca-central-1", "ca-west-1"}
+    for listed in cfg.region_resource_types.values():
+        assert set(cfg.services) <= set(listed.opt_in)
+        assert listed.management == FULLY_MANAGED
+    assert project.load_config("backup").region_resource_types == {}
+
+
+def test_each_region_of_a_workload_stack_needs_its_resource_types(project: Project) -> None:
+    message = _error(project, "lab", _delete("region_resource_types.ca-west-1"))
+    assert (
+        "pgf-backup:region_resource_types.ca-west-1: missing: list what `aws backup describe-region-settings "
+        "--region ca-west-1` returns in this account" in message
+    )
+    assert "ca-central-1" not in message
+
+
+def test_a_service_the_region_does_not_offer_is_refused(project: Project) -> None:
+    message = _error(project, "dev", _region_types("ca-west-1", [t for t in OFFERED if t not in ("EFS", "S3")]))
+    assert "pgf-backup:services: EFS is not offered by AWS Backup in ca-west-1" in message
+    assert "pgf-backup:services: S3 is not offered by AWS Backup in ca-west-1" in message
+    assert "ca-central-1" not in message
+    cfg = config_of(_mutated(project, "dev", _region_types("ca-west-1", OFFERED), _set("services", ["EBS", "RDS"])))
+    assert cfg.services == ("EBS", "RDS")
+
+
+@pytest.mark.parametrize(
+    ("management", "refused"),
+    [({}, ["DynamoDB", "EFS"]), ({"DynamoDB": True}, ["EFS"]), ({"DynamoDB": False, "EFS": True}, ["DynamoDB"])],
+)
+def test_fully_managed_services_need_full_management(
+    project: Project, management: dict[str, bool], refused: list[str]
+) -> None:
+    message = _error(project, "prod", _region_types("ca-central-1", OFFERED, management))
+    for service in refused:
+        assert f"pgf-backup:region_resource_types.ca-central-1.management.{service}: must be true" in message
+    assert message.count("must be true") == len(refused)
+    # Without DynamoDB and EFS in services, nothing needs full management.
+    assert config_of(_mutated(project, "prod", _region_types("ca-central-1", OFFERED, {}), _set("services", ["S3"])))
+
+
+@pytest.mark.parametrize("resource_type", ["S3;", " EBS", "", "x" * 51])
+def test_resource_type_names_follow_aws(project: Project, resource_type: str) -> None:
+    message = _error(project, "lab", _region_types("ca-central-1", [*OFFERED, resource_type]))
+    assert "pgf-backup:region_resource_types.ca-central-1.opt_in." in message
+
+
+def test_the_backup_account_sets_no_region_settings(project: Project) -> None:
+    message = _error(project, "backup", _region_types("ca-central-1", OFFERED))
+    assert "pgf-backup:region_resource_types: only workload stacks manage AWS Backup region settings" in message
+
+
+# -- the management stack (role: management) ----------------------------------------------------
+
+
+def _management(project: Project, *mutations: Mutation) -> dict[str, Any]:
+    """The backup stack's shared keys as a management stack (what tests/conftest.add_management_stack writes)."""
+    from pgf_backup.config import MANAGEMENT_KEYS
+
+    values = {k: v for k, v in stack_values(project, "backup").items() if k.split(":", 1)[1] in MANAGEMENT_KEYS}
+    values["pgf-backup:role"] = "management"
+    values["pgf-backup:accounts"] = {**values["pgf-backup:accounts"], "management": "900000000090"}
+    values["pgf-backup:organization"] = {"id": "o-pgfexample01", "root_id": "r-pgf0"}
+    for mutate in mutations:
+        mutate(values)
+    return values
+
+
+@pytest.mark.parametrize("scheduling", ["account", "organization"])
+def test_a_management_stack_needs_no_vault(project: Project, scheduling: str) -> None:
+    cfg = config_of(_management(project, _set("scheduling", scheduling)))
+    assert cfg.role == "management" and cfg.vaults == {}
+    assert cfg.account_id == "900000000090"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (_set("vaults", {"lab": {"tier": "lab"}}), "pgf-backup:vaults: not used by the management stack"),
+        (_set("tier", "prod"), "pgf-backup:tier: not used by the management stack"),
+        (
+            _set("plan", {"rules": {"daily": {"schedule": "cron(0 5 ? * * *)", "delete_after_days": 7}}}),
+            "pgf-backup:plan: not used",
+        ),
+        (_set("buckets", {}), "pgf-backup:buckets: not used by the management stack"),
+        (_set("databases", {}), "pgf-backup:databases: not used by the management stack"),
+        (_set("rollout_order", ["lab"]), "pgf-backup:rollout_order: not used by the management stack"),
+        (_delete("accounts.management"), "pgf-backup:accounts: the management stack deploys into the organization's"),
+        (_set("accounts.management", "100000000010"), "pgf-backup:accounts.management: 100000000010 is the backup"),
+        (
+            _each(_set("scheduling", "organization"), _set("organization", {"id": "o-pgfexample01"})),
+            "pgf-backup:organization.root_id: organization mode's delegation policy names the organization's root",
+        ),
+        (_set("organization.root_id", "root"), "pgf-backup:organization.root_id: 'root' does not match"),
+    ],
+)
+def test_bad_management_config_is_refused_naming_the_key(project: Project, mutation: Mutation, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_of(_management(project, mutation))
+    assert expected in str(caught.value)
+
+
+def test_management_keys_name_what_is_allowed(project: Project) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_of(_management(project, _set("vaults", {"lab": {"tier": "lab"}})))
+    assert "allowed keys: accounts, iam, organization, regions, role, scheduling, tags" in str(caught.value)
+
+
+@pytest.mark.parametrize("stack", ["backup", "lab"])
+def test_other_stacks_still_need_a_vault(project: Project, stack: str) -> None:
+    assert "pgf-backup:vaults: at least one vault is needed" in _error(project, stack, _set("vaults", {}))
+
+
+def test_the_management_account_is_not_a_workload_account(project: Project) -> None:
+    values = _mutated(project, "backup", _set("accounts.management", "900000000090"))
+    assert "900000000090" not in config_of(values).workload_account_ids

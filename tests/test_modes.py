@@ -15,6 +15,7 @@ from components.backup_plan import CopyArgs, RuleArgs
 from pgf_backup.automation.offline import Project
 from pgf_backup.plans import PolicyScheduleError, backup_policy
 from pgf_backup.stacks import MissingOutputError
+from tests.conftest import MANAGEMENT_ACCOUNT, ROOT_ID, add_management_stack
 
 Plan = dict[str, Any]
 RunStack = Callable[..., Plan]
@@ -135,12 +136,40 @@ def test_workload_vault_keys_admit_the_backup_account_for_copies(run_stack: RunS
         assert copies["Principal"] == {"AWS": [f"arn:aws:iam::{BACKUP_ACCOUNT}:root"]}
 
 
-def test_region_settings_opt_in_the_configured_services(run_stack: RunStack) -> None:
-    settings = _of_type(run_stack("dev"), "aws:backup/regionSettings:RegionSettings")
-    assert len(settings) == 2
-    assert settings[0]["inputs"]["resourceTypeOptInPreference"] == {
-        s: True for s in ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
+def test_region_settings_opt_in_the_configured_services(run_stack: RunStack, project: Project) -> None:
+    # Whole maps: the provider stores every type DescribeRegionSettings returns, so a partial map shows a
+    # change on every preview (terraform-provider-aws#22744). Ours are true, every other listed type false.
+    cfg = project.load_config("dev")
+    settings = {s["name"]: s["inputs"] for s in _of_type(run_stack("dev"), "aws:backup/regionSettings:RegionSettings")}
+    assert set(settings) == {"region-settings-ca-central-1", "region-settings-ca-west-1"}
+    for region, listed in cfg.region_resource_types.items():
+        inputs = settings[f"region-settings-{region}"]
+        opt_in = inputs["resourceTypeOptInPreference"]
+        assert sorted(opt_in) == sorted(listed.opt_in)
+        assert {t for t, on in opt_in.items() if on} == {"Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3"}
+        assert opt_in["EC2"] is False and opt_in["SAP HANA on Amazon EC2"] is False
+        assert inputs["resourceTypeManagementPreference"] == {"DynamoDB": True, "EFS": True}
+
+
+def test_region_settings_send_each_regions_own_list(run_stack: RunStack, project: Project, tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.backup.yaml"):
+        shutil.copy(project.root / name, tmp_path / name)
+    data = yaml.safe_load((project.root / "Pulumi.lab.yaml").read_text())
+    data["config"]["pgf-backup:services"] = ["DynamoDB", "S3"]
+    data["config"]["pgf-backup:region_resource_types"]["ca-west-1"] = {
+        "opt_in": ["DynamoDB", "EBS", "S3"],
+        "management": {"DynamoDB": True, "EFS": False},
     }
+    (tmp_path / "Pulumi.lab.yaml").write_text(yaml.safe_dump(data))
+    settings = {
+        s["name"]: s["inputs"]
+        for s in _of_type(run_stack("lab", Project.find(tmp_path)), "aws:backup/regionSettings:RegionSettings")
+    }
+    west = settings["region-settings-ca-west-1"]
+    assert west["resourceTypeOptInPreference"] == {"DynamoDB": True, "EBS": False, "S3": True}
+    assert west["resourceTypeManagementPreference"] == {"DynamoDB": True, "EFS": False}
+    central = settings["region-settings-ca-central-1"]["resourceTypeOptInPreference"]
+    assert len(central) == 17 and {t for t, on in central.items() if on} == {"DynamoDB", "S3"}
 
 
 def test_backup_account_outputs_what_workloads_read(backup_outputs: dict[str, Any]) -> None:
@@ -468,8 +497,8 @@ def test_organization_mode_backup_stack(run_stack: RunStack, org_project: Projec
     assert sorted(a["inputs"]["targetId"] for a in attachments) == sorted(
         ["ou-pgf0-lab00001", "ou-pgf0-dev00001", "ou-pgf0-prod0001", "400000000040"]
     )
-    (settings,) = _of_type(backup, "aws:backup/globalSettings:GlobalSettings")
-    assert settings["inputs"]["globalSettings"] == {"isCrossAccountBackupEnabled": "true"}
+    # UpdateGlobalSettings works only in the management account: the management stack's, never the backup stack's.
+    assert _of_type(backup, "aws:backup/globalSettings:GlobalSettings") == []
 
 
 def test_organization_mode_workloads_create_no_plan(run_stack: RunStack, org_project: Project) -> None:
@@ -530,3 +559,67 @@ def test_a_backup_policy_over_the_size_limit_names_the_plan(
         ConfigError, match=r"plans.prod: its BACKUP_POLICY is \d+ characters and AWS Organizations allows 10000"
     ):
         run_stack("backup", Project.find(tmp_path))
+
+
+# -- the management stack (optional) -----------------------------------------------------------
+
+
+def _with_management(source: Project, root: Path) -> Project:
+    for path in source.root.glob("Pulumi*.yaml"):
+        shutil.copy(path, root / path.name)
+    shutil.copy(source.root / "__main__.py", root / "__main__.py")
+    add_management_stack(root)
+    return Project.find(root)
+
+
+def test_management_stack_in_account_mode_only_enables_cross_account_backup(
+    run_stack: RunStack, project: Project, tmp_path: Path
+) -> None:
+    plan = run_stack("management", _with_management(project, tmp_path), refs={})
+    custom = [r for r in plan["resources"] if not r["type"].startswith("pulumi:")]
+    assert [r["type"] for r in custom] == ["aws:backup/globalSettings:GlobalSettings"]
+    assert custom[0]["inputs"]["globalSettings"] == {"isCrossAccountBackupEnabled": "true"}
+    (provider,) = _of_type(plan, "pulumi:providers:aws")
+    assert json.loads(provider["inputs"]["allowedAccountIds"]) == [MANAGEMENT_ACCOUNT]
+    assert plan["outputs"]["account_id"] == MANAGEMENT_ACCOUNT
+
+
+def test_management_stack_in_organization_mode_delegates_to_the_backup_account(
+    run_stack: RunStack, org_project: Project, tmp_path: Path
+) -> None:
+    plan = run_stack("management", _with_management(org_project, tmp_path), refs={})
+    (settings,) = _of_type(plan, "aws:backup/globalSettings:GlobalSettings")
+    assert settings["inputs"]["globalSettings"] == {"isCrossAccountBackupEnabled": "true"}
+    (admin,) = _of_type(plan, "aws:organizations/delegatedAdministrator:DelegatedAdministrator")
+    assert admin["inputs"] == {"accountId": BACKUP_ACCOUNT, "servicePrincipal": "backup.amazonaws.com"}
+    (policy,) = _of_type(plan, "aws:organizations/resourcePolicy:ResourcePolicy")
+    document = json.loads(policy["inputs"]["content"])
+    read, read_backup_policies, manage = document["Statement"]
+    backup_root = f"arn:aws:iam::{BACKUP_ACCOUNT}:root"
+    assert {s["Principal"]["AWS"] for s in document["Statement"]} == {backup_root}
+    assert {s["Effect"] for s in document["Statement"]} == {"Allow"}
+    assert "Condition" not in read and "organizations:ListRoots" in read["Action"]
+    only_backup_policies = {"StringLikeIfExists": {"organizations:PolicyType": "BACKUP_POLICY"}}
+    assert read_backup_policies["Condition"] == manage["Condition"] == only_backup_policies
+    assert set(manage["Action"]) == {
+        f"organizations:{a}"
+        for a in (
+            "CreatePolicy",
+            "UpdatePolicy",
+            "DeletePolicy",
+            "AttachPolicy",
+            "DetachPolicy",
+            "EnablePolicyType",
+            "DisablePolicyType",
+        )
+    }
+    base = f"arn:aws:organizations::{MANAGEMENT_ACCOUNT}"
+    assert manage["Resource"] == [
+        f"{base}:root/o-pgfexample01/{ROOT_ID}",
+        f"{base}:ou/o-pgfexample01/*",
+        f"{base}:account/o-pgfexample01/*",
+        f"{base}:policy/o-pgfexample01/backup_policy/*",
+    ]
+    # What the backup stack does as delegated administrator is what the policy allows.
+    backup = run_stack("backup", org_project)
+    assert _of_type(backup, "aws:organizations/policy:Policy")

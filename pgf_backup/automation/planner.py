@@ -11,13 +11,17 @@ from typing import Any, TextIO
 
 from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
 from pgf_backup.config import ConfigError
-from pgf_backup.constants import STACK_BACKUP
+from pgf_backup.constants import STACK_BACKUP, STACK_MANAGEMENT
 from pgf_backup.paths.checks import KINDS, PathResult, check_paths
 
 
 def known_stacks(project: Project) -> list[str]:
-    """Every stack of the rollout in order: `backup`, then its configured `rollout_order`."""
-    return [STACK_BACKUP, *project.load_config(STACK_BACKUP).rollout_order]
+    """Every stack of the rollout in order: `management` (when configured), `backup`, then its `rollout_order`.
+
+    The management stack is optional: it exists when `Pulumi.management.yaml` does.
+    """
+    first = [STACK_MANAGEMENT] if project.stack_file(STACK_MANAGEMENT).is_file() else []
+    return [*first, STACK_BACKUP, *project.load_config(STACK_BACKUP).rollout_order]
 
 
 def rollout_order(stacks: Sequence[str] | None, known: Sequence[str]) -> list[str]:

@@ -17,8 +17,9 @@ from pulumi.automation import InvalidVersionError, PulumiCommand
 from semver import VersionInfo
 
 from pgf_backup.automation.offline import Project
-from pgf_backup.config import ConfigError, StackConfig
-from pgf_backup.constants import PROJECT, ROLE_WORKLOAD, STACK_BACKUP
+from pgf_backup.config import ConfigError, RegionResourceTypes, StackConfig, partition
+from pgf_backup.constants import PROJECT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
+from pgf_backup.management import prerequisite_commands
 
 # The oldest CLI this driver is tested against: the floor of the `pulumi` SDK in pyproject.toml.
 MIN_CLI_VERSION = "3.200.0"
@@ -31,7 +32,8 @@ INSTALL_HINT = (
     "--offline`) evaluates the stacks offline."
 )
 PREFLIGHT_SESSION = f"{PROJECT}-preflight"
-# Short-lived: preflight credentials only call sts:GetCallerIdentity and kms:GetKeyPolicy.
+# Short-lived: preflight credentials only call sts:GetCallerIdentity, kms:GetKeyPolicy and
+# backup:DescribeRegionSettings.
 PREFLIGHT_SESSION_SECONDS = 900
 # The operations whose outcome depends on the database keys admitting the backup account.
 KEY_CHECKED_OPERATIONS = ("preview", "up")
@@ -124,6 +126,16 @@ def consistency_problems(project: Project, configs: Mapping[str, StackConfig]) -
                             stack,
                         )
                     )
+            # The management stack delegates to the backup account within this organization, and no other.
+            org, expected_org = cfg.organization.id, reference.organization.id
+            if org is not None and expected_org is not None and org != expected_org:
+                problems.append(
+                    Problem(
+                        f"organization.id is {org} in {project.stack_file(stack).name} but {expected_org} in "
+                        f"{project.stack_file(STACK_BACKUP).name}; every stack file must name the same organization",
+                        stack,
+                    )
+                )
         if cfg.role == ROLE_WORKLOAD:
             _, project_name, stack_name = cfg.backup_stack.split("/")
             if (project_name, stack_name) != (project.name, STACK_BACKUP):
@@ -601,7 +613,173 @@ def key_policy_findings(
 
 
 # ---------------------------------------------------------------------------------------------
+# Region settings: the resource types each workload stack lists are the ones AWS Backup offers
+#
+# The stacks send whole opt-in and management maps (pgf_backup/stacks.py, build_workload): UpdateRegionSettings
+# refuses a type the region does not offer, and a type AWS offers that the map lacks shows a change on every
+# preview. UpdateRegionSettings: "Use the DescribeRegionSettings API to determine the resource types that are
+# supported" (botocore's Backup model).
+
+# The operations that would send the maps (preview shows their diff).
+REGION_SETTINGS_CHECKED_OPERATIONS = ("preview", "up")
+# AccessDeniedException, the common error of AWS Backup's actions
+# (https://docs.aws.amazon.com/aws-backup/latest/devguide/CommonErrors.html); AccessDenied, STS's spelling, too.
+REGION_SETTINGS_DENIED = (ACCESS_DENIED, "AccessDenied")
+
+
+class BackupClient(Protocol):
+    """The AWS Backup call preflight makes (a boto3 Backup client has it)."""
+
+    def describe_region_settings(self, **kwargs: Any) -> Mapping[str, Any]:
+        """backup:DescribeRegionSettings."""
+        ...
+
+
+# (region, credentials of the stack's account) -> an AWS Backup client
+BackupFactory = Callable[[str, Mapping[str, str] | None], BackupClient]
+
+
+def backup_client(region: str, credentials: Mapping[str, str] | None = None) -> BackupClient:
+    """A boto3 AWS Backup client for `region`, with standard retries and short timeouts."""
+    return cast(BackupClient, _session(credentials).client("backup", region_name=region, config=_client_config()))
+
+
+def region_settings_differences(region: str, listed: RegionResourceTypes, described: Mapping[str, Any]) -> list[str]:
+    """Where a region's configured resource types and DescribeRegionSettings' answer disagree (one line each)."""
+    differences: list[str] = []
+    for key, configured, answer in (
+        ("opt_in", list(listed.opt_in), "ResourceTypeOptInPreference"),
+        ("management", list(listed.management), "ResourceTypeManagementPreference"),
+    ):
+        offered = list(described.get(answer) or {})
+        unknown = [t for t in configured if t not in offered]
+        missing = [t for t in offered if t not in configured]
+        where = f"region_resource_types.{region}.{key}"
+        if unknown:
+            differences.append(
+                f"{where}: {', '.join(unknown)} not offered by AWS Backup in {region} (DescribeRegionSettings' "
+                f"{answer} does not list it): remove it, or AWS refuses the region settings"
+            )
+        if missing:
+            differences.append(
+                f"{where}: AWS Backup in {region} also lists {', '.join(missing)} ({answer}): add it: it would "
+                "show a diff on every preview"
+            )
+    return differences
+
+
+def region_settings_findings(
+    configs: Mapping[str, StackConfig],
+    stacks: Sequence[str],
+    credentials: Mapping[str, Mapping[str, str]],
+    backup: BackupFactory = backup_client,
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings): each workload stack's region_resource_types against DescribeRegionSettings.
+
+    Asked with the deploy role of the stack's account, once per account and region. A refusal or an
+    unreachable endpoint leaves the lists unverified: a warning.
+    """
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    answers: dict[tuple[str, str], Mapping[str, Any] | str] = {}
+    for stack in stacks:
+        cfg = configs[stack]
+        if cfg.role != ROLE_WORKLOAD:
+            continue
+        for region in cfg.regions.all:
+            listed = cfg.region_resource_types.get(region)
+            if listed is None:
+                continue  # config validation has refused the stack already
+            account = cfg.account_id
+            unverified = f"region_resource_types.{region}: unverified in account {account}"
+            if (account, region) not in answers:
+                answers[account, region] = _describe_region_settings(region, credentials.get(account), backup)
+            answer = answers[account, region]
+            if isinstance(answer, str):
+                warnings.append(Problem(f"{unverified} ({answer})", stack))
+                continue
+            problems.extend(Problem(line, stack) for line in region_settings_differences(region, listed, answer))
+    return problems, warnings
+
+
+def _describe_region_settings(
+    region: str, owner: Mapping[str, str] | None, backup: BackupFactory
+) -> Mapping[str, Any] | str:
+    """DescribeRegionSettings' answer with the account's deploy role, or why there is none."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if owner is None:
+        return "preflight holds no deploy role credentials for this account"
+    try:
+        return backup(region, owner).describe_region_settings()
+    except BotoCoreError as error:
+        return f"cannot reach AWS Backup in {region}: {error}"
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        code = str(info.get("Code", "error"))
+        hint = (
+            "; let the deploy role call backup:DescribeRegionSettings to have it checked"
+            if code in REGION_SETTINGS_DENIED
+            else ""
+        )
+        return f"DescribeRegionSettings: {code}: {info.get('Message', error)}{hint}"
+
+
+# ---------------------------------------------------------------------------------------------
 # All of it
+
+
+# ---------------------------------------------------------------------------------------------
+# The management account's part, when no management stack does it
+
+
+def management_warnings(
+    project: Project, configs: Mapping[str, StackConfig], stacks: Sequence[str], operation: str
+) -> list[Problem]:
+    """Without a management stack: what the management account must have done, and the commands that do it.
+
+    Said when the backup stack is previewed or deployed (the rollout's first stack, and in organization mode the
+    one that needs the delegation). A warning, not a problem: nothing preflight may call from the deploy roles
+    tells whether it was done (the global settings belong to the management account, which has no deploy role
+    without a management stack).
+    """
+    backup = configs.get(STACK_BACKUP)
+    if (
+        operation not in ("preview", "up")
+        or STACK_BACKUP not in stacks
+        or backup is None
+        or project.stack_file(STACK_MANAGEMENT).is_file()
+    ):
+        return []
+    organization = backup.organization
+    commands = prerequisite_commands(
+        backup.scheduling,
+        partition=partition(backup.regions.primary),
+        backup_account_id=backup.backup_account_id,
+        management_account_id=backup.accounts.get(STACK_MANAGEMENT),
+        organization_id=organization.id,
+        root_id=organization.root_id,
+    )
+    if backup.scheduling == "organization":
+        need = (
+            "organization mode needs, from the organization's management account, cross-account backup enabled in "
+            f"AWS Backup's global settings, the backup account {backup.backup_account_id} registered as AWS "
+            "Backup's delegated administrator (with AWS Backup's trusted access to Organizations enabled, from "
+            "AWS Backup's console: Settings, cross-account management), and an Organizations resource policy "
+            "letting it manage BACKUP_POLICY documents"
+        )
+    else:
+        need = (
+            "the copies to the backup account need cross-account backup enabled in AWS Backup's global settings "
+            "of the organization's management account"
+        )
+    return [
+        Problem(
+            f"no management stack ({project.stack_file(STACK_MANAGEMENT).name}): {need}. Preflight cannot check "
+            "it from the deploy roles. Once per organization, in the management account, run:\n"
+            f"{commands}\nor add the management stack (README.md, 'Management account (optional)')"
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -623,6 +801,7 @@ def run(
     cli_factory: CommandFactory = PulumiCommand,
     sts: StsFactory = sts_client,
     kms: KmsFactory = kms_client,
+    backup: BackupFactory = backup_client,
     env: Mapping[str, str] | None = None,
 ) -> Checked:
     """Every check, cheapest first; AWS is only asked once the rest is sound. PreflightError if not."""
@@ -649,6 +828,11 @@ def run(
     warnings: list[Problem] = []
     if operation in KEY_CHECKED_OPERATIONS:
         problems, warnings = key_policy_findings(database_keys(configs, stacks), credentials, kms)
-        if problems:
-            raise PreflightError(problems, warnings)
+    if operation in REGION_SETTINGS_CHECKED_OPERATIONS:
+        region_problems, region_warnings = region_settings_findings(configs, stacks, credentials, backup)
+        problems.extend(region_problems)
+        warnings.extend(region_warnings)
+    warnings.extend(management_warnings(project, configs, stacks, operation))
+    if problems:
+        raise PreflightError(problems, warnings)
     return Checked(command=command, configs=configs, warnings=warnings)

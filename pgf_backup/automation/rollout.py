@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TextIO
 from pgf_backup import backup_outputs
 from pgf_backup.automation.cli import ExitStatus
 from pgf_backup.config import StackConfig
-from pgf_backup.constants import STACK_BACKUP
+from pgf_backup.constants import STACK_BACKUP, STACK_MANAGEMENT
 
 Operation = Literal["preview", "up", "refresh", "destroy", "drift"]
 OPERATIONS: tuple[Operation, ...] = ("preview", "up", "refresh", "destroy", "drift")
@@ -155,11 +155,15 @@ def walk_order(operation: Operation, stacks: Sequence[str]) -> list[str]:
     return list(reversed(stacks)) if operation == "destroy" else list(stacks)
 
 
+# Stacks the others depend on: each runs alone, before (after, for destroy) the workload stacks.
+SOLO_STACKS = (STACK_MANAGEMENT, STACK_BACKUP)
+
+
 def phases(order: Sequence[str]) -> list[list[str]]:
-    """Consecutive groups that may run together: `backup` always alone, workload stacks together."""
+    """Consecutive groups that may run together: `management` and `backup` each alone, workload stacks together."""
     groups: list[list[str]] = []
     for stack in order:
-        if stack == STACK_BACKUP or not groups or groups[-1] == [STACK_BACKUP]:
+        if stack in SOLO_STACKS or not groups or groups[-1][0] in SOLO_STACKS:
             groups.append([stack])
         else:
             groups[-1].append(stack)
@@ -205,7 +209,7 @@ class Rollout:
             for group in phases(order):
                 if self._stop_reason is not None:
                     break
-                width = 1 if group == [STACK_BACKUP] else self.parallel
+                width = 1 if group[0] in SOLO_STACKS else self.parallel
                 self._run_group(pool, group, width, results)
         for stack in order:
             if stack not in results:

@@ -129,3 +129,65 @@ def test_unwritable_json_target_is_refused_before_planning(target: str, message:
     status, out, err = _run("plan", "--json", target)
     assert status == ExitStatus.USAGE
     assert message in err and "== stack" not in out
+
+
+# -- the optional management stack -------------------------------------------------------------
+
+
+def _organization_mode(root: Path) -> None:
+    """Switch the backup stack file at `root` to organization mode (UTC plans from the workload files)."""
+    import yaml
+
+    backup = yaml.safe_load((root / "Pulumi.backup.yaml").read_text())
+    plans = {}
+    for tier in ("lab", "dev", "prod"):
+        plan = yaml.safe_load((root / f"Pulumi.{tier}.yaml").read_text())["config"]["pgf-backup:plan"]
+        for rule in plan.get("rules", {}).values():
+            rule["timezone"] = "UTC"
+        if isinstance(plan.get("continuous"), dict):
+            plan["continuous"]["timezone"] = "UTC"
+        plans[tier] = plan
+    backup["config"]["pgf-backup:scheduling"] = "organization"
+    backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"]["policy_targets"] = {t: [f"ou-pgf0-{t}0000001"] for t in plans}
+    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+
+
+@pytest.mark.parametrize("scheduling", ["account", "organization"])
+def test_plan_puts_the_management_stack_first_and_the_pack_passes_it(
+    project: Project, tmp_path: Path, scheduling: str
+) -> None:
+    from tests.conftest import add_management_stack
+
+    root = _copy(project, tmp_path)
+    argv = ["--all"]
+    if scheduling == "organization":
+        _organization_mode(root)
+        argv = ["--stack", "management", "--stack", "backup"]  # the workload files stay in account mode
+    add_management_stack(root)
+    path = tmp_path / "plan.json"
+    status, out, err = _run("--project-dir", str(root), "plan", *argv, "--json", str(path))
+    assert status == ExitStatus.OK, err
+    stacks = json.loads(path.read_text())["stacks"]
+    expected = ["management", "backup"] + (["lab", "dev", "prod"] if scheduling == "account" else [])
+    assert [s["stack"] for s in stacks] == expected
+    management = stacks[0]
+    assert management["role"] == "management" and management["account"] == "900000000090"
+    assert management["policy"]["passed"] is True
+    types = {r["type"] for r in management["resources"]}
+    assert "aws:backup/globalSettings:GlobalSettings" in types
+    assert ("aws:organizations/resourcePolicy:ResourcePolicy" in types) == (scheduling == "organization")
+    assert "aws:backup/globalSettings:GlobalSettings" not in {r["type"] for r in stacks[1]["resources"]}
+    assert out.index("== stack management") < out.index("== stack backup")
+
+
+def test_plan_of_a_workload_stack_does_not_evaluate_the_management_stack(project: Project, tmp_path: Path) -> None:
+    from tests.conftest import add_management_stack
+
+    root = _copy(project, tmp_path)
+    add_management_stack(root)
+    status, out, err = _run("--project-dir", str(root), "plan", "--stack", "lab")
+    assert status == ExitStatus.OK, err
+    assert "== stack lab" in out and "== stack management" not in out
+    status, _, err = _run("--project-dir", str(root), "plan", "--stack", "staging")
+    assert "allowed: management, backup, lab, dev, prod" in err

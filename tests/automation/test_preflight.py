@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
 import pytest
 import yaml
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.loaders import Loader
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -35,10 +37,12 @@ from pgf_backup.automation.preflight import (
     key_policy_findings,
     key_policy_verdict,
     load_configs,
+    region_settings_findings,
     secrets_problems,
     sts_client,
     verify_target,
 )
+from pgf_backup.config import RegionResourceTypes, StackConfig
 
 ALL = ["backup", "lab", "dev", "prod"]
 
@@ -283,12 +287,14 @@ def test_run_hands_over_the_cli_and_the_configs(copy, fake_pulumi, aws):
         "up",
         backend_url="file:///state",
         cli_factory=lambda **kw: TrackedPulumiCommand(root=str(fake_pulumi), **kw),
+        backup=_as_configured(load_configs(copy, ["lab"])["lab"]),
         env={"PULUMI_CONFIG_PASSPHRASE": "x"},
     )
     assert isinstance(checked.command, TrackedPulumiCommand)
     assert list(checked.configs) == ["backup", "lab"]
     assert checked.configs["lab"].databases["pgf-core"].kms_key_arn == key_arn
-    assert checked.warnings == []
+    # Only the management account's prerequisite, which no deploy role can check (no management stack here).
+    assert [w.message.split(":")[0] for w in checked.warnings] == ["no management stack (Pulumi.management.yaml)"]
 
 
 def test_run_stops_on_a_wrong_account(project, fake_pulumi, aws):
@@ -346,6 +352,8 @@ def _lab_key(project: Project, statements: list[dict[str, Any]]) -> str:
 
 
 def _run(project: Project, fake_pulumi, operation: str = "up", **kwargs: Any) -> preflight.Checked:
+    # moto does not implement DescribeRegionSettings: AWS Backup answers as the lab stack file says.
+    kwargs.setdefault("backup", _as_configured(load_configs(project, ["lab"])["lab"]))
     return preflight.run(
         project,
         ["lab"],
@@ -563,6 +571,222 @@ def test_keys_are_read_in_their_region_with_the_deploy_role_of_their_account():
 @pytest.mark.parametrize("operation", ["refresh", "drift", "destroy"])
 def test_only_preview_and_up_read_the_keys(project, fake_pulumi, aws, operation):
     checked = _run(
-        project, fake_pulumi, operation, kms=lambda region, credentials=None: pytest.fail(f"{operation} read a key")
+        project,
+        fake_pulumi,
+        operation,
+        kms=lambda region, credentials=None: pytest.fail(f"{operation} read a key"),
+        backup=lambda region, credentials=None: pytest.fail(f"{operation} read the region settings"),
     )
     assert checked.warnings == []
+
+
+# -- region settings: the configured resource types against DescribeRegionSettings (Stubber) -------
+#
+# moto does not implement DescribeRegionSettings (it answers 404 "Not yet implemented").
+
+DEPLOY = {"AccessKeyId": "A", "SecretAccessKey": "S", "SessionToken": "T"}
+
+
+def _answer(
+    listed: RegionResourceTypes, add: tuple[str, ...] = (), drop: tuple[str, ...] = (), management: Any = None
+) -> dict[str, Any]:
+    """DescribeRegionSettings' answer for a region whose types are `listed`, plus `add`, minus `drop`."""
+    opt_in = [t for t in (*listed.opt_in, *add) if t not in drop]
+    return {
+        "ResourceTypeOptInPreference": dict.fromkeys(opt_in, False),
+        "ResourceTypeManagementPreference": dict(listed.management) if management is None else management,
+    }
+
+
+def _backup_factory(answers: Mapping[str, dict[str, Any]], seen: list[tuple[str, Any]] | None = None):
+    """AWS Backup clients answering DescribeRegionSettings, once per call, with `answers[region]`."""
+
+    def factory(region, credentials=None):
+        if seen is not None:
+            seen.append((region, credentials))
+        client = boto3.client("backup", region_name=region, aws_access_key_id="a", aws_secret_access_key="b")
+        stubber = Stubber(client)
+        stubber.add_response("describe_region_settings", answers[region], {})
+        stubber.activate()
+        return client
+
+    return factory
+
+
+def _as_configured(cfg: StackConfig, seen: list[tuple[str, Any]] | None = None):
+    """AWS Backup answering exactly what the stack's config lists."""
+    return _backup_factory({r: _answer(listed) for r, listed in cfg.region_resource_types.items()}, seen)
+
+
+def test_region_settings_as_aws_lists_them_pass(project):
+    configs = load_configs(project, ALL)
+    credentials = {configs[s].account_id: {**DEPLOY, "AccessKeyId": s} for s in ALL}
+    seen: list[tuple[str, Any]] = []
+    factory = _as_configured(configs["lab"], seen)
+    assert region_settings_findings(configs, ALL, credentials, factory) == ([], [])
+    # Each workload account in each of its regions, with its own deploy role; not the backup account.
+    assert [(region, c["AccessKeyId"]) for region, c in seen] == [
+        (region, stack) for stack in ("lab", "dev", "prod") for region in ("ca-central-1", "ca-west-1")
+    ]
+
+
+def test_region_settings_are_asked_once_per_account_and_region(project):
+    configs = load_configs(project, ["lab"])
+    seen: list[tuple[str, Any]] = []
+    twins = {"lab": configs["lab"], "lab-2": configs["lab"]}
+    findings = region_settings_findings(
+        twins, ["lab", "lab-2"], {LAB_ACCOUNT: DEPLOY}, _as_configured(twins["lab"], seen)
+    )
+    assert findings == ([], [])
+    assert seen == [("ca-central-1", DEPLOY), ("ca-west-1", DEPLOY)]
+
+
+def test_a_type_aws_does_not_offer_in_the_region_is_a_problem(project):
+    cfg = load_configs(project, ["lab"])["lab"]
+    central, west = cfg.region_resource_types["ca-central-1"], cfg.region_resource_types["ca-west-1"]
+    answers = {
+        "ca-central-1": _answer(central),
+        "ca-west-1": _answer(west, drop=("SAP HANA on Amazon EC2", "Timestream"), management={"DynamoDB": True}),
+    }
+    problems, warnings = region_settings_findings(
+        {"lab": cfg}, ["lab"], {LAB_ACCOUNT: DEPLOY}, _backup_factory(answers)
+    )
+    assert warnings == []
+    assert [str(p) for p in problems] == [
+        "stack lab: region_resource_types.ca-west-1.opt_in: SAP HANA on Amazon EC2, Timestream not offered by AWS "
+        "Backup in ca-west-1 (DescribeRegionSettings' ResourceTypeOptInPreference does not list it): remove it, "
+        "or AWS refuses the region settings",
+        "stack lab: region_resource_types.ca-west-1.management: EFS not offered by AWS Backup in ca-west-1 "
+        "(DescribeRegionSettings' ResourceTypeManagementPreference does not list it): remove it, or AWS refuses "
+        "the region settings",
+    ]
+
+
+def test_a_type_aws_offers_that_the_config_lacks_is_a_problem(project):
+    cfg = load_configs(project, ["lab"])["lab"]
+    central, west = cfg.region_resource_types["ca-central-1"], cfg.region_resource_types["ca-west-1"]
+    answers = {
+        "ca-central-1": _answer(central, add=("DSQL",), management={"DynamoDB": True, "EFS": True, "EKS": False}),
+        "ca-west-1": _answer(west),
+    }
+    problems, _ = region_settings_findings({"lab": cfg}, ["lab"], {LAB_ACCOUNT: DEPLOY}, _backup_factory(answers))
+    assert [str(p) for p in problems] == [
+        "stack lab: region_resource_types.ca-central-1.opt_in: AWS Backup in ca-central-1 also lists DSQL "
+        "(ResourceTypeOptInPreference): add it: it would show a diff on every preview",
+        "stack lab: region_resource_types.ca-central-1.management: AWS Backup in ca-central-1 also lists EKS "
+        "(ResourceTypeManagementPreference): add it: it would show a diff on every preview",
+    ]
+
+
+def test_region_settings_problems_stop_preview(copy, fake_pulumi, aws):
+    cfg = load_configs(copy, ["lab"])["lab"]
+    answers = {r: _answer(listed) for r, listed in cfg.region_resource_types.items()}
+    answers["ca-west-1"] = _answer(cfg.region_resource_types["ca-west-1"], add=("DSQL",))
+    _lab_key(copy, [STATEMENT])
+    with pytest.raises(PreflightError) as caught:
+        _run(copy, fake_pulumi, "preview", backup=_backup_factory(answers))
+    [problem] = caught.value.problems
+    assert problem.stack == "lab"
+    assert problem.message.startswith("region_resource_types.ca-west-1.opt_in: AWS Backup in ca-west-1 also lists DSQL")
+
+
+def test_region_settings_access_denied_is_a_warning(copy, fake_pulumi, aws):
+    def denying(region, credentials=None):
+        client = boto3.client("backup", region_name=region, aws_access_key_id="a", aws_secret_access_key="b")
+        stubber = Stubber(client)
+        stubber.add_client_error(
+            "describe_region_settings",
+            "AccessDeniedException",
+            "User: arn:aws:sts::200000000020:assumed-role/pgf-backup-deploy/pgf-backup-preflight is not authorized",
+            403,
+        )
+        stubber.activate()
+        return client
+
+    _lab_key(copy, [STATEMENT])
+    checked = _run(copy, fake_pulumi, backup=denying)
+    assert [w.stack for w in checked.warnings] == ["lab", "lab"]
+    assert checked.warnings[1].message.startswith(
+        f"region_resource_types.ca-west-1: unverified in account {LAB_ACCOUNT} (DescribeRegionSettings: "
+        "AccessDeniedException: User: "
+    )
+    assert checked.warnings[1].message.endswith(
+        "; let the deploy role call backup:DescribeRegionSettings to have it checked)"
+    )
+
+
+def test_region_settings_unreachable_is_a_warning(project):
+    configs = load_configs(project, ["lab"])
+
+    class Unreachable:
+        def describe_region_settings(self, **kwargs):
+            raise EndpointConnectionError(endpoint_url="https://backup.ca-central-1.amazonaws.com/account-settings")
+
+    problems, warnings = region_settings_findings(
+        configs, ["lab"], {LAB_ACCOUNT: DEPLOY}, lambda region, credentials=None: Unreachable()
+    )
+    assert problems == []
+    assert warnings[0].message == (
+        f"region_resource_types.ca-central-1: unverified in account {LAB_ACCOUNT} (cannot reach AWS Backup in "
+        'ca-central-1: Could not connect to the endpoint URL: "https://backup.ca-central-1.amazonaws.com/'
+        'account-settings")'
+    )
+
+
+def test_moto_does_not_answer_describe_region_settings(aws):
+    # Why these tests use botocore's Stubber: a moto-backed run would only ever see the warning.
+    client = boto3.client("backup", region_name="ca-central-1")
+    with pytest.raises(ClientError, match="Not yet implemented"):
+        client.describe_region_settings()
+
+
+# -- the management account's part -----------------------------------------------------------------
+
+
+def test_without_a_management_stack_preflight_gives_the_commands_account_mode(project):
+    configs = load_configs(project, ALL)
+    [warning] = preflight.management_warnings(project, configs, ALL, "up")
+    assert warning.message.startswith(
+        "no management stack (Pulumi.management.yaml): the copies to the backup account need cross-account backup "
+        "enabled in AWS Backup's global settings of the organization's management account."
+    )
+    assert "  aws backup update-global-settings --global-settings isCrossAccountBackupEnabled=true\n" in warning.message
+    assert "register-delegated-administrator" not in warning.message  # account mode delegates nothing
+    # Not for operations that deploy nothing, nor for a rollout without the backup stack.
+    assert preflight.management_warnings(project, configs, ALL, "refresh") == []
+    assert preflight.management_warnings(project, configs, ["lab"], "up") == []
+
+
+def test_without_a_management_stack_preflight_gives_the_commands_organization_mode(copy):
+    edit(copy, "backup", "organization", {"id": "o-pgfexample01", "root_id": "r-pgf0"})
+    accounts = load_configs(copy, ["backup"])["backup"].accounts
+    edit(copy, "backup", "accounts", {**accounts, "management": "900000000090"})
+    configs = {"backup": copy.load_config("backup").model_copy(update={"scheduling": "organization"})}
+    [warning] = preflight.management_warnings(copy, configs, ["backup"], "preview")
+    lines = warning.message.splitlines()
+    assert "backup account 100000000010 registered as AWS Backup's delegated administrator" in lines[0]
+    assert lines[1:4] == [
+        "  aws backup update-global-settings --global-settings isCrossAccountBackupEnabled=true",
+        "  aws organizations register-delegated-administrator --account-id 100000000010 "
+        "--service-principal backup.amazonaws.com",
+        lines[3],
+    ]
+    prefix = "  aws organizations put-resource-policy --content '"
+    assert lines[3].startswith(prefix) and lines[3].endswith("'")
+    policy = json.loads(lines[3][len(prefix) : -1])
+    assert policy["Statement"][2]["Resource"][0] == "arn:aws:organizations::900000000090:root/o-pgfexample01/r-pgf0"
+    assert {s["Principal"]["AWS"] for s in policy["Statement"]} == {"arn:aws:iam::100000000010:root"}
+
+
+def test_a_configured_management_stack_needs_no_warning_and_names_the_same_organization(copy):
+    from tests.conftest import add_management_stack
+
+    add_management_stack(copy.root)
+    assert preflight.management_warnings(copy, load_configs(copy, ALL), ALL, "up") == []
+    edit(copy, "management", "organization", {"id": "o-otherorg0001", "root_id": "r-pgf0"})
+    with pytest.raises(PreflightError) as caught:
+        load_configs(copy, ["management", *ALL])
+    assert [str(p) for p in caught.value.problems] == [
+        "stack management: organization.id is o-otherorg0001 in Pulumi.management.yaml but o-pgfexample01 in "
+        "Pulumi.backup.yaml; every stack file must name the same organization"
+    ]

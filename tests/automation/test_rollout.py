@@ -286,3 +286,34 @@ def test_the_status_line_fits_the_terminal():
 def test_op_result_defaults():
     result = OpResult(Outcome.SUCCEEDED)
     assert (result.changes, result.message, result.log_file) == ({}, "", None)
+
+
+# -- the optional management stack -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        # Without `backup` in the selection, the workload stacks still wait for the management stack.
+        (["management", "lab", "dev"], [["management"], ["lab", "dev"]]),
+        (["dev", "lab", "management"], [["dev", "lab"], ["management"]]),  # destroy
+    ],
+)
+def test_the_management_stack_always_runs_alone(order, expected):
+    assert phases(order) == expected
+
+
+def test_known_stacks_put_a_configured_management_stack_first(project, tmp_path):
+    import shutil
+
+    from pgf_backup.automation.offline import Project
+    from pgf_backup.automation.planner import known_stacks, rollout_order
+    from tests.conftest import add_management_stack
+
+    for path in project.root.glob("Pulumi*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    copy = Project.find(tmp_path)
+    assert known_stacks(copy) == ALL  # optional: none shipped
+    add_management_stack(tmp_path)
+    assert known_stacks(copy) == ["management", *ALL]
+    assert rollout_order(["prod", "management"], known_stacks(copy)) == ["management", "prod"]
