@@ -36,6 +36,7 @@ from pgf_backup.constants import (
     STACK_MANAGEMENT,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
 )
+from pgf_backup.schedules import ScheduleError, utc_schedule
 
 Tier = Literal["lab", "dev", "prod"]
 Role = Literal["backup-account", "workload", "management"]
@@ -823,6 +824,13 @@ class StackConfig(Model):
             elif plan.copy_to_air_gapped:
                 errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
             self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
+            for name, rule in plan.all_rules().items():
+                # The BACKUP_POLICY takes UTC crons only: refused here, before any stack runs.
+                try:
+                    utc_schedule(rule.schedule, rule.timezone)
+                except ScheduleError as error:
+                    key = f"plans.{tier}.continuous" if name == CONTINUOUS_RULE else f"plans.{tier}.rules.{name}"
+                    errors.append(f"{key}.timezone: {error}")
 
     def _check_workload(self, errors: list[str]) -> None:
         if self.tier is None:

@@ -6,29 +6,18 @@ and recovery point tags cannot drift apart between them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pulumi
 
 from components.backup_plan import CopyArgs, RuleArgs
 from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, Plan
 from pgf_backup.constants import TAG_APPLICATION, TAG_BACKUP_ENABLED, TAG_BACKUP_TIER
+from pgf_backup.schedules import ScheduleError, utc_schedule
 
 # The member-account placeholder of the Organizations policy syntax.
 ACCOUNT_PLACEHOLDER = "$account"
-# AWS's backup policy syntax: its rule keys have no time zone ("schedule_expression: Cron expression in UTC that
-# specifies when AWS Backup initiates a backup job"), and its examples give every number and boolean as a string.
-POLICY_SYNTAX = "https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_backup_syntax.html"
-# The tzdata names of UTC itself: a cron in one of them is already the UTC cron the policy needs.
-UTC_ZONES = frozenset(
-    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "Etc/GMT", "GMT"}
-    | {"Etc/GMT+0", "Etc/GMT-0", "Etc/GMT0", "GMT+0", "GMT-0", "GMT0", "Etc/Greenwich", "Greenwich"}
-)
-_DAY = 24 * 60
 
 T = TypeVar("T")
 
@@ -96,64 +85,16 @@ def _lifecycle(delete_after: int, cold_storage_after: int | None) -> dict[str, A
     return lifecycle
 
 
-def _offsets(zone: str) -> list[timedelta]:
-    """The UTC offsets a zone uses this year and next: two for a zone with daylight saving time."""
-    tz = ZoneInfo(zone)
-    year = datetime.now(UTC).year
-    found = {datetime(y, month, 1, 12, tzinfo=tz).utcoffset() for y in (year, year + 1) for month in range(1, 13)}
-    return sorted(offset for offset in found if offset is not None)
-
-
-def _in_utc(schedule: str, offset: timedelta) -> str | None:
-    """A cron read at `offset` from UTC, written in UTC; None when shifting its hours cannot say it."""
-    cron = re.fullmatch(r"cron\((.*)\)", schedule)
-    if cron is None or not offset:
-        return schedule  # a rate() has no time of day; a zero offset changes nothing
-    minute, hour, *days = cron.group(1).split()
-    shift = int(offset.total_seconds()) // 60
-    if not minute.isdigit():
-        return None
-    restricted = any(field not in {"*", "?"} for field in days)
-    if hour == "*":
-        # Every hour of every day: only the minute can move. With restricted days, some runs change day.
-        return None if restricted else f"cron({(int(minute) - shift) % 60} * {' '.join(days)})"
-    if not all(h.isdigit() for h in hour.split(",")):
-        return None  # ranges and steps: left to a person
-    times = [int(h) * 60 + int(minute) - shift for h in hour.split(",")]
-    if restricted and any(not 0 <= t < _DAY for t in times):
-        return None  # the run moves to another day: day-of-month and day-of-week would have to move too
-    hours = ",".join(str(h) for h in sorted({t % _DAY // 60 for t in times}))
-    return f"cron({times[0] % 60} {hours} {' '.join(days)})"
-
-
-def _utc(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds()) // 60
-    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 def _utc_schedule(tier: str, rule: RuleArgs) -> str:
-    """The rule's schedule as the UTC cron a BACKUP_POLICY takes; refused when no single UTC cron keeps it."""
-    if rule.timezone in UTC_ZONES:
-        return rule.schedule
-    offsets = _offsets(rule.timezone)
-    candidates = {offset: _in_utc(rule.schedule, offset) for offset in offsets}
-    written = set(candidates.values())
-    if len(written) == 1 and None not in written:
-        (schedule,) = written
-        return str(schedule)
-    key = f"plans.{tier}.continuous" if rule.continuous else f"plans.{tier}.rules.{rule.name}"
-    at = " and ".join(_utc(offset) for offset in offsets)
-    why = (
-        "has no single UTC equivalent: daylight saving time moves it by an hour for part of the year"
-        if len(offsets) > 1
-        else "is not converted: only plain hours that stay on the same day are"
-    )
-    options = "; ".join(f"{cron} keeps it at {_utc(offset)}" for offset, cron in candidates.items() if cron)
-    raise PolicyScheduleError(
-        f"{key}.timezone: {rule.schedule} in {rule.timezone} ({at}) {why}; an "
-        f"AWS Organizations backup policy takes a UTC cron with no time zone key ({POLICY_SYNTAX}); "
-        f"write the schedule in UTC and set `timezone: UTC`" + (f" (e.g. {options})" if options else "")
-    )
+    """The rule's schedule as the UTC cron a BACKUP_POLICY takes; refused when no single UTC cron keeps it.
+
+    The config refuses such a rule first (`StackConfig`); this is the program's own guard.
+    """
+    try:
+        return utc_schedule(rule.schedule, rule.timezone)
+    except ScheduleError as error:
+        key = f"plans.{tier}.continuous" if rule.continuous else f"plans.{tier}.rules.{rule.name}"
+        raise PolicyScheduleError(f"{key}.timezone: {error}") from None
 
 
 def backup_policy(
