@@ -5,7 +5,6 @@ Everything here fails early and says what to do; nothing here changes anything a
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import subprocess
@@ -465,67 +464,34 @@ class KeyPolicyVerdict:
     uncertain: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _values(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _names_account(principal: Any, partition_: str, account_id: str) -> bool:
-    """A Principal that includes the account: `*`, or the account's root by ARN or id."""
-    if principal == "*":
-        return True
-    if not isinstance(principal, Mapping):
-        return False
-    # IAM takes an account id as the account's root (arn:...:iam::<id>:root).
-    wanted = {"*", account_id, f"arn:{partition_}:iam::{account_id}:root"}
-    return any(isinstance(p, str) and p in wanted for p in _values(principal.get("AWS")))
-
-
-def _matches(patterns: Any, value: str) -> bool:
-    """IAM wildcard match (`*`, `?`), case-insensitive as IAM compares actions."""
-    return any(
-        isinstance(pattern, str) and fnmatch.fnmatchcase(value.lower(), pattern.lower())
-        for pattern in _values(patterns)
-    )
-
-
-def _applies(statement: Mapping[str, Any], partition_: str, account_id: str, action: str, key_arn: str) -> bool:
-    """Whether a statement's principal, action and resource cover this request (conditions aside)."""
-    if "NotPrincipal" in statement:
-        # Only meaningful in a Deny: everyone except the listed principals.
-        principal_ok = statement.get("Effect") == "Deny" and not _names_account(
-            statement["NotPrincipal"], partition_, account_id
-        )
-    else:
-        principal_ok = _names_account(statement.get("Principal"), partition_, account_id)
-    if "NotAction" in statement:
-        action_ok = not _matches(statement["NotAction"], action)
-    else:
-        action_ok = _matches(statement.get("Action"), action)
-    if "NotResource" in statement:
-        resource_ok = not _matches(statement["NotResource"], key_arn)
-    else:
-        # "*" is this key in a key policy (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
-        resource_ok = _matches(statement.get("Resource"), key_arn)
-    return principal_ok and action_ok and resource_ok
-
-
 def key_policy_verdict(policy: str, key_arn: str, destination_account_ids: Iterable[str]) -> KeyPolicyVerdict:
     """Evaluate a key policy for each destination account and each action of the documented statement.
 
     An explicit Deny wins over any Allow; an action is allowed when an Allow without conditions covers
     it. Statements with conditions depend on the request, which preflight cannot know: an action only
-    they allow, or that a conditional Deny may refuse, is uncertain rather than missing.
+    they allow, or that a conditional Deny may refuse, is uncertain rather than missing. Which statements
+    cover a request is the offline evaluator's reading of IAM's rules (`pgf_backup.paths.evaluator`).
     """
+    from pgf_backup.paths.evaluator import Principal, Request, covers
+
     try:
         document = json.loads(policy)
     except json.JSONDecodeError:
         document = {}
-    statements = [s for s in _values(document.get("Statement", [])) if isinstance(s, Mapping)]
+    found = document.get("Statement", []) if isinstance(document, Mapping) else []
+    statements = [s for s in (found if isinstance(found, list) else [found]) if isinstance(s, Mapping)]
     partition_ = key_arn.split(":")[1]
     verdict = KeyPolicyVerdict()
     for account in dict.fromkeys(destination_account_ids):
+        # The destination account itself: the documented statement admits its root.
+        principal = Principal(arn=f"arn:{partition_}:iam::{account}:root")
         for action in copy_actions():
-            applying = [s for s in statements if _applies(s, partition_, account, action, key_arn)]
+            request = Request(principal, action, key_arn)
+            try:
+                applying = [s for s in statements if covers(s, request)]
+            except ValueError as error:  # a policy AWS would not hold as written: say so, do not guess
+                verdict.uncertain.setdefault(account, []).append(f"{action} (the policy cannot be read: {error})")
+                continue
             denies = [s for s in applying if s.get("Effect") == "Deny"]
             allows = [s for s in applying if s.get("Effect") == "Allow"]
             if any(not s.get("Condition") for s in denies):

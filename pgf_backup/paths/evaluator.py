@@ -525,6 +525,20 @@ def _resource_part(statement: Mapping[str, Any], resource: str) -> bool:
     return True
 
 
+def covers(statement: Mapping[str, Any], request: Request) -> bool:
+    """Whether a statement's principal, action and resource cover a request, its conditions aside.
+
+    For checks that cannot know a request's condition keys (a live key policy read by preflight): they
+    weigh the statement's conditions themselves.
+    """
+    _check_shape(statement)
+    return (
+        _principal_part(statement, request.principal) is not _Via.NONE
+        and _action_part(statement, request.action)
+        and _resource_part(statement, request.resource)
+    )
+
+
 def _statement_via(statement: Mapping[str, Any], request: Request, context: Mapping[str, Value]) -> _Via:
     """How a statement applies to a request (_Via.NONE when it does not)."""
     _check_shape(statement)

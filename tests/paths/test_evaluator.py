@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.paths.evaluator import Match, Principal, Request, Value, decide, evaluate_document
+from pgf_backup.paths.evaluator import Match, Principal, Request, Value, covers, decide, evaluate_document
 
 ACCOUNT = "111122223333"
 OTHER = "444455556666"
@@ -965,3 +965,21 @@ def test_principal_account() -> None:
     assert ROLE.account == ACCOUNT
     assert BACKUP.account == ""
     assert Principal(arn=f"arn:aws:sts::{OTHER}:assumed-role/r/s").account == OTHER
+
+
+def test_covers_weighs_principal_action_and_resource_but_not_conditions() -> None:
+    """For a live key policy read by preflight: which statements reach a request, whatever its condition keys."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{OTHER}:root"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": "backup.ca-central-1.amazonaws.com"}},
+    }
+    root = Principal(arn=f"arn:aws:iam::{OTHER}:root")
+    key = f"arn:aws:kms:ca-central-1:{ACCOUNT}:key/k"
+    assert covers(statement, Request(root, "kms:GenerateDataKeyWithoutPlaintext", key))
+    assert not evaluate_document(policy(statement), Request(root, "kms:Decrypt", key)).effect  # the condition fails
+    assert not covers(statement, Request(root, "kms:CreateGrant", key))
+    assert not covers(statement, Request(ROLE, "kms:Decrypt", key))  # another account
+    assert not covers({**statement, "Resource": f"{key}-other"}, Request(root, "kms:Decrypt", key))
