@@ -131,3 +131,46 @@ def add_management_stack(root: Path) -> Path:
     path = root / "Pulumi.management.yaml"
     path.write_text(yaml.safe_dump({"config": config}))
     return path
+
+
+def utc_copy(project: Project, root: Path) -> Project:
+    """A copy of the project at `root` whose plans are written in UTC (same crons), as organization mode needs."""
+    import shutil
+
+    import yaml
+
+    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.backup.yaml"):
+        shutil.copy(project.root / name, root / name)
+    for tier in ("lab", "dev", "prod"):
+        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
+        plan = data["config"]["pgf-backup:plan"]
+        for rule in [*plan.get("rules", {}).values(), plan.get("continuous") or {}]:
+            rule["timezone"] = "UTC"
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    return Project.find(root)
+
+
+def organization_copy(project: Project, root: Path) -> Project:
+    """A copy of the project at `root` switched to organization mode: plans move to the backup stack."""
+    import shutil
+
+    import yaml
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(project.root / name, root / name)
+    plans = {}
+    for tier in ("lab", "dev", "prod"):
+        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
+        plans[tier] = data["config"].pop("pgf-backup:plan")
+        data["config"]["pgf-backup:scheduling"] = "organization"
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
+    backup["config"]["pgf-backup:scheduling"] = "organization"
+    backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"]["policy_targets"] = {
+        "lab": ["ou-pgf0-lab00001"],
+        "dev": ["ou-pgf0-dev00001"],
+        "prod": ["ou-pgf0-prod0001", "400000000040"],
+    }
+    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
+    return Project.find(root)

@@ -15,7 +15,7 @@ from components.backup_plan import CopyArgs, RuleArgs
 from pgf_backup.automation.offline import Project
 from pgf_backup.plans import PolicyScheduleError, backup_policy
 from pgf_backup.stacks import MissingOutputError
-from tests.conftest import MANAGEMENT_ACCOUNT, ROOT_ID, add_management_stack
+from tests.conftest import MANAGEMENT_ACCOUNT, ROOT_ID, add_management_stack, organization_copy, utc_copy
 
 Plan = dict[str, Any]
 RunStack = Callable[..., Plan]
@@ -213,51 +213,16 @@ def test_copy_outside_the_central_lock_is_refused(run_stack: RunStack, backup_ou
 # Organization mode
 
 
-def _in_utc(plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan with every schedule read in UTC (same crons): a BACKUP_POLICY has no time zone key."""
-    for rule in plan.get("rules", {}).values():
-        rule["timezone"] = "UTC"
-    if isinstance(plan.get("continuous"), dict):
-        plan["continuous"]["timezone"] = "UTC"
-    return plan
-
-
 @pytest.fixture(scope="module")
 def utc_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the project (account mode) whose plans are written in UTC, as organization mode needs."""
-    root = tmp_path_factory.mktemp("utc")
-    for name in ("Pulumi.yaml", "__main__.py", "Pulumi.backup.yaml"):
-        shutil.copy(project.root / name, root / name)
-    for tier in ("lab", "dev", "prod"):
-        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
-        _in_utc(data["config"]["pgf-backup:plan"])
-        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
-    return Project.find(root)
+    return utc_copy(project, tmp_path_factory.mktemp("utc"))
 
 
 @pytest.fixture(scope="module")
 def org_project(utc_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """`utc_project` switched to organization mode: plans move to the backup stack."""
-    project = utc_project
-    root = tmp_path_factory.mktemp("org")
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(project.root / name, root / name)
-    plans = {}
-    for tier in ("lab", "dev", "prod"):
-        data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
-        plans[tier] = data["config"].pop("pgf-backup:plan")
-        data["config"]["pgf-backup:scheduling"] = "organization"
-        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
-    backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
-    backup["config"]["pgf-backup:scheduling"] = "organization"
-    backup["config"]["pgf-backup:plans"] = plans
-    backup["config"]["pgf-backup:organization"]["policy_targets"] = {
-        "lab": ["ou-pgf0-lab00001"],
-        "dev": ["ou-pgf0-dev00001"],
-        "prod": ["ou-pgf0-prod0001", "400000000040"],
-    }
-    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
-    return Project.find(root)
+    return organization_copy(utc_project, tmp_path_factory.mktemp("org"))
 
 
 def _policy(plan: Plan, tier: str) -> dict[str, Any]:

@@ -409,28 +409,18 @@ def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackCo
     days = copy.delete_after_days
     if destination.lock is not None:
         low, high = destination.lock
-        if days is None or not low <= days <= high:
-            kept = "forever (no lifecycle)" if days is None else f"{days} days"
-            out.add(
-                kind,
-                copy.stack,
-                source.arn,
-                target,
-                f"{label}: lifecycle",
-                "broken",
-                f"the copy is kept {kept}, outside the lock of {destination.name} ({low}-{high} days): "
-                "AWS Backup fails such a copy",
-            )
-        else:
-            out.add(
-                kind,
-                copy.stack,
-                source.arn,
-                target,
-                f"{label}: lifecycle",
-                "ok",
-                f"kept {days} days, within the lock of {destination.name} ({low}-{high} days)",
-            )
+        inside = days is not None and low <= days <= high
+        kept = "forever (no lifecycle)" if days is None else f"{days} days"
+        out.add(
+            kind,
+            copy.stack,
+            source.arn,
+            target,
+            f"{label}: lifecycle",
+            "ok" if inside else "broken",
+            f"kept {kept}, {'within' if inside else 'outside'} the lock of {destination.name} ({low}-{high} days)"
+            + ("" if inside else ": AWS Backup fails such a copy"),
+        )
     if destination.air_gapped:
         refused = [arn for arn in copy.resources if _RDS_INSTANCE.match(arn)]
         out.add(

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pgf_backup.automation.cli import ExitStatus, main
 from pgf_backup.automation.offline import Project, plan_stack
 from pgf_backup.config import StackConfig
 from pgf_backup.paths.checks import KINDS, PathResult, broken, check_paths
+from tests.conftest import organization_copy, utc_copy
 
 STACKS = ("backup", "lab", "dev", "prod")
 BACKUP_ACCOUNT = "100000000010"
@@ -48,31 +48,11 @@ def shipped(project: Project) -> tuple[list[Planned], dict[str, StackConfig]]:
     return _plan_all(project)
 
 
-def _utc(text: str) -> str:
-    # Organization mode writes schedules in UTC: the shipped Toronto schedules are refused there.
-    return text.replace("timezone: America/Toronto", "timezone: UTC")
-
-
 @pytest.fixture(scope="module")
 def organization(project: Project, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Planned], dict[str, Any]]:
-    """The shipped stacks switched to organization mode, planned once."""
-    root = tmp_path_factory.mktemp("org-paths")
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(project.root / name, root / name)
-    plans = {}
-    for tier in STACKS[1:]:
-        data = yaml.safe_load(_utc((project.root / f"Pulumi.{tier}.yaml").read_text()))
-        plans[tier] = data["config"].pop("pgf-backup:plan")
-        data["config"]["pgf-backup:scheduling"] = "organization"
-        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
-    backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
-    backup["config"]["pgf-backup:scheduling"] = "organization"
-    backup["config"]["pgf-backup:plans"] = plans
-    backup["config"]["pgf-backup:organization"]["policy_targets"] = {
-        tier: [f"ou-pgf0-{tier}00001"[:16]] for tier in STACKS[1:]
-    }
-    (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
-    return _plan_all(Project.find(root))
+    """The shipped stacks switched to organization mode (schedules in UTC), planned once."""
+    utc = utc_copy(project, tmp_path_factory.mktemp("utc-paths"))
+    return _plan_all(organization_copy(utc, tmp_path_factory.mktemp("org-paths")))
 
 
 def _run(plans: list[Planned], configs: dict[str, StackConfig]) -> list[PathResult]:
