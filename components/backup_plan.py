@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-# AWS Backup quotas (and the policy pack's plan-within-quotas rule).
-MAX_RULES = 10
-MAX_COPY_ACTIONS = 5
-MAX_CONTINUOUS_DAYS = 35
-# Explicit ARNs per selection: more are split into several selections.
-ARNS_PER_SELECTION = 100
+from pgf_backup.limits import (
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    MAX_ARNS_PER_SELECTION,
+    MAX_COPY_ACTIONS_PER_RULE,
+    MAX_RULES_PER_PLAN,
+)
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,19 @@ class BackupPlanArgs:
 
     def validate(self) -> None:
         """Refuse plans AWS would reject or that would select everything."""
-        if not self.rules or len(self.rules) > MAX_RULES:
-            raise ValueError(f"plan {self.plan_name}: 1 to {MAX_RULES} rules allowed, got {len(self.rules)}")
+        if not self.rules or len(self.rules) > MAX_RULES_PER_PLAN:
+            raise ValueError(f"plan {self.plan_name}: 1 to {MAX_RULES_PER_PLAN} rules allowed, got {len(self.rules)}")
         if not self.tag_conditions:
             raise ValueError(f"plan {self.plan_name}: a tag selection needs at least one condition")
         for rule in self.rules:
-            if len(rule.copies) > MAX_COPY_ACTIONS:
-                raise ValueError(f"plan {self.plan_name}, rule {rule.name}: at most {MAX_COPY_ACTIONS} copy actions")
-            if rule.continuous and rule.delete_after_days > MAX_CONTINUOUS_DAYS:
+            if len(rule.copies) > MAX_COPY_ACTIONS_PER_RULE:
+                raise ValueError(
+                    f"plan {self.plan_name}, rule {rule.name}: at most {MAX_COPY_ACTIONS_PER_RULE} copy actions"
+                )
+            if rule.continuous and rule.delete_after_days > CONTINUOUS_MAX_RETENTION_DAYS:
                 raise ValueError(
                     f"plan {self.plan_name}, rule {rule.name}: continuous backups are kept at most "
-                    f"{MAX_CONTINUOUS_DAYS} days"
+                    f"{CONTINUOUS_MAX_RETENTION_DAYS} days"
                 )
 
 
@@ -145,9 +147,9 @@ class BackupPlan(pulumi.ComponentResource):
             opts=opts,
         )
         resources = list(args.resources)
-        for index in range(0, len(resources), ARNS_PER_SELECTION):
-            chunk = resources[index : index + ARNS_PER_SELECTION]
-            suffix = f"-{index // ARNS_PER_SELECTION + 1}" if len(resources) > ARNS_PER_SELECTION else ""
+        for index in range(0, len(resources), MAX_ARNS_PER_SELECTION):
+            chunk = resources[index : index + MAX_ARNS_PER_SELECTION]
+            suffix = f"-{index // MAX_ARNS_PER_SELECTION + 1}" if len(resources) > MAX_ARNS_PER_SELECTION else ""
             aws.backup.Selection(
                 f"{name}-listed{suffix}",
                 name=f"{args.plan_name}-listed{suffix}",

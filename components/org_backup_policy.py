@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-# AWS Organizations' size limit for a policy document.
-MAX_POLICY_CHARACTERS = 10_000
+from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS
 
 
 @dataclass(frozen=True)
@@ -25,9 +24,9 @@ class OrgBackupPolicyArgs:
 
 def check_content(name: str, content: str) -> str:
     """Refuse a document AWS Organizations would reject for its size."""
-    if len(content) > MAX_POLICY_CHARACTERS:
+    if len(content) > MAX_BACKUP_POLICY_CHARACTERS:
         raise ValueError(
-            f"backup policy {name}: {len(content)} characters, AWS Organizations allows {MAX_POLICY_CHARACTERS}"
+            f"backup policy {name}: {len(content)} characters, AWS Organizations allows {MAX_BACKUP_POLICY_CHARACTERS}"
         )
     return content
 

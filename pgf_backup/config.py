@@ -22,18 +22,23 @@ from pydantic import (
 )
 
 from pgf_backup.constants import (
-    COLD_STORAGE_MIN_DAYS,
     CONFIG_NAMESPACE,
-    CONTINUOUS_MAX_RETENTION_DAYS,
     DEFAULT_BREAK_GLASS_ROLE,
     DEFAULT_DEPLOY_ROLE,
     DEFAULT_SERVICE_ROLE,
-    PROD_MIN_RETENTION_DAYS,
     ROLE_BACKUP_ACCOUNT,
     ROLE_MANAGEMENT,
     ROLE_WORKLOAD,
     STACK_BACKUP,
     STACK_MANAGEMENT,
+)
+from pgf_backup.limits import (
+    COLD_STORAGE_MIN_DAYS,
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    DEFAULT_TIER_BOUNDS,
+    DEPRECATED_VAULT_EVENTS,
+    MAX_RULES_PER_PLAN,
+    PROD_MIN_RETENTION_DAYS,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
 )
 from pgf_backup.schedules import ScheduleError, utc_schedule
@@ -203,9 +208,10 @@ Days = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=36500)]
 # The vault events AWS Backup sends. PutBackupVaultNotifications also accepts deprecated names, and
 # "Deprecated events do not return statuses or notifications. Refer to the list above for the supported
 # events." (https://docs.aws.amazon.com/aws-backup/latest/devguide/API_PutBackupVaultNotifications.html,
-# whose supported list is exactly these). BACKUP_JOB_COMPLETED is sent for failed and expired backup
-# jobs too, its SNS message attribute `State` telling which: "Review sample Amazon SNS notification JSONs
-# for completed, failed, and expired backup jobs" (https://docs.aws.amazon.com/aws-backup/latest/devguide/
+# whose supported list is exactly these: limits.SUPPORTED_VAULT_EVENTS, which a test keeps equal; a
+# Literal must spell them out). BACKUP_JOB_COMPLETED is sent for failed and expired backup jobs too, its
+# SNS message attribute `State` telling which: "Review sample Amazon SNS notification JSONs for completed,
+# failed, and expired backup jobs" (https://docs.aws.amazon.com/aws-backup/latest/devguide/
 # backup-notifications.html); a subscription filter policy on `State` keeps only the failures.
 VaultEvent = Literal[
     "BACKUP_JOB_STARTED",
@@ -219,18 +225,6 @@ VaultEvent = Literal[
     "S3_BACKUP_OBJECT_FAILED",
     "S3_RESTORE_OBJECT_FAILED",
 ]
-# Accepted by AWS and never sent (same page): refused with a pointer to what covers them.
-DEPRECATED_VAULT_EVENTS = frozenset(
-    {
-        "BACKUP_JOB_SUCCESSFUL",
-        "BACKUP_JOB_FAILED",
-        "BACKUP_JOB_EXPIRED",
-        "RESTORE_JOB_SUCCESSFUL",
-        "RESTORE_JOB_FAILED",
-        "BACKUP_PLAN_CREATED",
-        "BACKUP_PLAN_MODIFIED",
-    }
-)
 DEFAULT_VAULT_EVENTS: tuple[VaultEvent, ...] = (
     "BACKUP_JOB_COMPLETED",
     "COPY_JOB_FAILED",
@@ -376,9 +370,9 @@ class Bounds(Model):
 class TierBounds(Model):
     """Retention bounds per tier; defaults follow the strategy (lab/dev 7-14 days, prod >= 35)."""
 
-    lab: Bounds = Bounds(min_days=7, max_days=14)
-    dev: Bounds = Bounds(min_days=7, max_days=14)
-    prod: Bounds = Bounds(min_days=PROD_MIN_RETENTION_DAYS, max_days=3650)
+    lab: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["lab"][0], max_days=DEFAULT_TIER_BOUNDS["lab"][1])
+    dev: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["dev"][0], max_days=DEFAULT_TIER_BOUNDS["dev"][1])
+    prod: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["prod"][0], max_days=DEFAULT_TIER_BOUNDS["prod"][1])
 
     @model_validator(mode="after")
     def _prod_floor(self) -> TierBounds:
@@ -523,7 +517,6 @@ class Selection(Model):
 StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
 CONTINUOUS_RULE = "continuous"
-MAX_PLAN_RULES = 10
 
 
 class Plan(Model):
@@ -540,10 +533,10 @@ class Plan(Model):
     def _names(self) -> Plan:
         if CONTINUOUS_RULE in self.rules:
             raise ValueError(f"rules.{CONTINUOUS_RULE}: this name is reserved for the 'continuous' section")
-        if len(self.all_rules()) > MAX_PLAN_RULES:
+        if len(self.all_rules()) > MAX_RULES_PER_PLAN:
             raise ValueError(
                 f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
-                f"{MAX_PLAN_RULES} per plan"
+                f"{MAX_RULES_PER_PLAN} per plan"
             )
         return self
 

@@ -37,9 +37,3 @@ STRATEGY_TAG_KEYS: Final = (
     TAG_APPLICATION,
 )
 DATA_CLASSIFICATIONS: Final = ("public", "internal", "confidential", "restricted")
-
-# AWS Backup's documented limits.
-PROD_MIN_RETENTION_DAYS: Final = 35
-CONTINUOUS_MAX_RETENTION_DAYS: Final = 35
-COLD_STORAGE_MIN_DAYS: Final = 90
-VAULT_LOCK_MIN_CHANGEABLE_DAYS: Final = 3

@@ -33,7 +33,6 @@ from components import (
     VaultLockArgs,
     vault_access_policy,
 )
-from components.org_backup_policy import MAX_POLICY_CHARACTERS
 from pgf_backup import backup_outputs
 from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
 from pgf_backup.constants import (
@@ -45,6 +44,7 @@ from pgf_backup.constants import (
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
 )
+from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS
 from pgf_backup.management import BACKUP_SERVICE_PRINCIPAL, GLOBAL_SETTINGS, delegation_policy
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
 
@@ -355,10 +355,10 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
     else:
         document = backup_policy(plan_name, tier, rules=rules, **common)
     text = json.dumps(document)
-    if len(text) > MAX_POLICY_CHARACTERS:
+    if len(text) > MAX_BACKUP_POLICY_CHARACTERS:
         raise StackConfigError(
             f"plans.{tier}: its BACKUP_POLICY is {len(text)} characters and AWS Organizations allows "
-            f"{MAX_POLICY_CHARACTERS}; use fewer rules, copy targets or recovery point tags"
+            f"{MAX_BACKUP_POLICY_CHARACTERS}; use fewer rules, copy targets or recovery point tags"
         )
     return text
 

@@ -531,3 +531,14 @@ def test_other_stacks_still_need_a_vault(project: Project, stack: str) -> None:
 def test_the_management_account_is_not_a_workload_account(project: Project) -> None:
     values = _mutated(project, "backup", _set("accounts.management", "900000000090"))
     assert "900000000090" not in config_of(values).workload_account_ids
+
+
+def test_the_vault_event_literal_is_the_supported_list_of_limits() -> None:
+    """The config's Literal (which pydantic's messages list) spells out limits.SUPPORTED_VAULT_EVENTS."""
+    from typing import get_args
+
+    from pgf_backup.config import VaultEvent
+    from pgf_backup.limits import DEPRECATED_VAULT_EVENTS, SUPPORTED_VAULT_EVENTS
+
+    assert get_args(VaultEvent) == SUPPORTED_VAULT_EVENTS
+    assert not set(SUPPORTED_VAULT_EVENTS) & set(DEPRECATED_VAULT_EVENTS)

@@ -14,10 +14,10 @@ from pulumi_policy.proxy import UnknownValueError
 from pgf_backup.constants import (
     DEFAULT_BREAK_GLASS_ROLE,
     DEFAULT_DEPLOY_ROLE,
-    PROD_MIN_RETENTION_DAYS,
     TAG_BACKUP_TIER,
     TIERS,
 )
+from pgf_backup.limits import DEFAULT_TIER_BOUNDS, PROD_MIN_RETENTION_DAYS
 
 
 class Unknown(enum.Enum):
@@ -29,11 +29,7 @@ class Unknown(enum.Enum):
 UNKNOWN: Final = Unknown.VALUE
 
 # The strategy's retention per tier (lab/dev 7-14 days, prod at least 35), in days.
-DEFAULT_BOUNDS: Final[Mapping[str, tuple[int, int]]] = {
-    "lab": (7, 14),
-    "dev": (7, 14),
-    "prod": (PROD_MIN_RETENTION_DAYS, 3650),
-}
+DEFAULT_BOUNDS: Final[Mapping[str, tuple[int, int]]] = DEFAULT_TIER_BOUNDS
 
 _TIER_SUFFIX = re.compile(r"[-_.]")
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|\*):role/(?:[\w+=,.@-]+/)*([\w+=,.@*-]+)$")

@@ -6,11 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS
 from pgf_backup_policy.model import Context, as_list, is_unknown
 from pgf_backup_policy.views import ORG_POLICY, assigned
 
 BACKUP_POLICY: Final = "BACKUP_POLICY"
-MAX_CHARACTERS: Final = 10_000  # AWS Organizations' limit for a backup policy document
+MAX_CHARACTERS: Final = MAX_BACKUP_POLICY_CHARACTERS
 MAX_REPORTED: Final = 10
 
 VALUE_OPERATORS: Final = frozenset({"@@assign", "@@append", "@@remove"})

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pgf_backup.constants import COLD_STORAGE_MIN_DAYS, CONTINUOUS_MAX_RETENTION_DAYS
+from pgf_backup.limits import (
+    COLD_STORAGE_MIN_DAYS,
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    MAX_COPY_ACTIONS_PER_RULE,
+    MAX_RULES_PER_PLAN,
+)
 from pgf_backup_policy.model import Context, is_unknown
 from pgf_backup_policy.orgpolicy import is_backup_policy, parsed_content
 from pgf_backup_policy.views import (
@@ -21,8 +26,6 @@ from pgf_backup_policy.views import (
 )
 
 PLAN_TYPES: Final = frozenset({BACKUP_PLAN, ORG_POLICY})
-MAX_RULES_PER_PLAN: Final = 10
-MAX_COPY_ACTIONS_PER_RULE: Final = 5
 
 
 def plan_views(resource_type: str, props: Mapping[str, Any], ctx: Context) -> list[PlanView]:

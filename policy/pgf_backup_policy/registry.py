@@ -17,7 +17,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, PROD_MIN_RETENTION_DAYS, TIERS
+from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, TIERS
+from pgf_backup.limits import PROD_MIN_RETENTION_DAYS
 from pgf_backup_policy import data, kms, lambdas, orgpolicy, plans, selections, vaults, views
 from pgf_backup_policy.model import (
     DEFAULT_BOUNDS,

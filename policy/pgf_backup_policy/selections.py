@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pgf_backup.limits import MAX_ARNS_PER_SELECTION
 from pgf_backup_policy.model import Context, as_list, is_unknown
 
 SELECTION: Final = "aws:backup/selection:Selection"
-MAX_EXPLICIT_ARNS: Final = 100
+MAX_EXPLICIT_ARNS: Final = MAX_ARNS_PER_SELECTION
 CONDITION_KINDS: Final = ("stringEquals", "stringLikes", "stringNotEquals", "stringNotLikes")
 
 # `*`, or an ARN pattern whose service is a wildcard: both select every resource AWS Backup supports.

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from pgf_backup.limits import VAULT_LOCK_MIN_CHANGEABLE_DAYS
 from pgf_backup_policy.documents import DocumentError, deny_gaps
 from pgf_backup_policy.model import Context, Finding, Resource, as_int, is_unknown
 
@@ -24,7 +25,7 @@ LOCK_AND_POLICY_ACTIONS: Final = (
     "backup:PutBackupVaultAccessPolicy",
     "backup:DeleteBackupVaultAccessPolicy",
 )
-MIN_CHANGEABLE_DAYS: Final = 3  # AWS refuses a shorter compliance grace time
+MIN_CHANGEABLE_DAYS: Final = VAULT_LOCK_MIN_CHANGEABLE_DAYS  # AWS refuses a shorter compliance grace time
 
 _KMS_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 

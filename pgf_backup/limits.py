@@ -1,0 +1,47 @@
+"""AWS's documented limits and the strategy's defaults: one home, read by the config, the components
+and the policy pack alike (no dependencies, so the pack imports it standalone)."""
+
+from typing import Final
+
+# AWS Backup quotas: https://docs.aws.amazon.com/aws-backup/latest/devguide/aws-backup-limits.html
+MAX_RULES_PER_PLAN: Final = 10
+MAX_COPY_ACTIONS_PER_RULE: Final = 5
+# Continuous backups (point-in-time restore) are kept at most 35 days.
+CONTINUOUS_MAX_RETENTION_DAYS: Final = 35
+# Cold storage keeps a recovery point at least 90 days: delete-after >= cold-storage-after + 90.
+COLD_STORAGE_MIN_DAYS: Final = 90
+# Vault Lock in compliance mode: the grace time ("ChangeableForDays") is at least 3 days.
+VAULT_LOCK_MIN_CHANGEABLE_DAYS: Final = 3
+# AWS Organizations' size limit for a policy document (characters).
+MAX_BACKUP_POLICY_CHARACTERS: Final = 10_000
+# Explicit ARNs per selection this project writes (more are split into several selections).
+MAX_ARNS_PER_SELECTION: Final = 100
+
+# The strategy's retention per tier, in days (lab/dev short, prod at least 35).
+PROD_MIN_RETENTION_DAYS: Final = 35
+DEFAULT_TIER_BOUNDS: Final = {"lab": (7, 14), "dev": (7, 14), "prod": (PROD_MIN_RETENTION_DAYS, 3650)}
+
+# Vault notification events AWS Backup sends; the deprecated ones are accepted by the API and never
+# sent ("Deprecated events do not return statuses or notifications":
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/API_PutBackupVaultNotifications.html).
+SUPPORTED_VAULT_EVENTS: Final = (
+    "BACKUP_JOB_STARTED",
+    "BACKUP_JOB_COMPLETED",
+    "COPY_JOB_STARTED",
+    "COPY_JOB_SUCCESSFUL",
+    "COPY_JOB_FAILED",
+    "RESTORE_JOB_STARTED",
+    "RESTORE_JOB_COMPLETED",
+    "RECOVERY_POINT_MODIFIED",
+    "S3_BACKUP_OBJECT_FAILED",
+    "S3_RESTORE_OBJECT_FAILED",
+)
+DEPRECATED_VAULT_EVENTS: Final = (
+    "BACKUP_JOB_SUCCESSFUL",
+    "BACKUP_JOB_FAILED",
+    "BACKUP_JOB_EXPIRED",
+    "RESTORE_JOB_SUCCESSFUL",
+    "RESTORE_JOB_FAILED",
+    "BACKUP_PLAN_CREATED",
+    "BACKUP_PLAN_MODIFIED",
+)
