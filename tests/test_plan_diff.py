@@ -40,4 +40,5 @@ def test_a_changed_statement_or_a_missing_resource_is_reported(tmp_path: Path, c
     (tmp_path / "2.json").write_text(json.dumps(_plan(changed)))
     assert _module().main([str(tmp_path / "1.json"), str(tmp_path / "2.json")]) == 1
     out = capsys.readouterr().out
-    assert "- /stacks/prod/resources/b" in out and '"Deny" -> "Allow"' in out
+    assert "- /stacks/prod/resources/b" in out
+    assert '~ /stacks/prod/resources/a/inputs/policy/Statement: [{"Effect": "Deny"' in out
