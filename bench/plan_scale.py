@@ -67,7 +67,8 @@ def synthetic_buckets(target: Path, buckets: int) -> None:
 
 def child_program(project_dir: Path, stack: str, inventory: Path, refs: Path | None = None) -> dict[str, Any]:
     """Evaluate the real program; returns timings, and saves the inventory for the floor."""
-    from pgf_backup.automation.offline import Project, evaluate
+    from pgf_backup.automation.offline import evaluate
+    from pgf_backup.project import Project
 
     # Module imports are a per-process constant, outside the clock as in the floor (pulumi_aws
     # imports its submodules lazily, on first use: import the ones the components use first).
@@ -165,7 +166,8 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="pgf-bench-") as tmp:
-        from pgf_backup.automation.offline import Project, plan_stack
+        from pgf_backup.automation.offline import plan_stack
+        from pgf_backup.project import Project
 
         # The shipped prod stack reads the backup stack's outputs, as in `pgf-backup plan`.
         project = Project.find(ROOT)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pgf_backup.automation.gate import PolicyGate, tier_config
-from pgf_backup.automation.offline import Project, plan_stack
-from pgf_backup.automation.planner import stack_reference_name
+from pgf_backup.automation.offline import plan_stack
+from pgf_backup.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def inventory(target: int) -> list[dict[str, Any]]:
     """N resources: copies of the recorded prod stack, and data resources, all compliant."""
     project = Project.find(ROOT)
     backup = plan_stack(project, "backup")
-    prod = plan_stack(project, "prod", {stack_reference_name(project, "backup"): backup.outputs})
+    prod = plan_stack(project, "prod", {project.stack_reference_name("backup"): backup.outputs})
     resources: list[dict[str, Any]] = []
     copy = 0
     while len(resources) < target:

@@ -16,8 +16,9 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from pgf_backup.automation.mocks import AwsMocks, RecordingMonitor
-from pgf_backup.automation.offline import Project, evaluate, plan_stack
+from pgf_backup.automation.offline import evaluate, plan_stack
 from pgf_backup.config import StackConfig, load
+from pgf_backup.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pgf_backup import backup_outputs as wiring
-from pgf_backup.automation.offline import Project
+from pgf_backup.project import Project
 from tests.conftest import config_of, stack_values
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.automation.offline import Project
 from pgf_backup.config import ConfigError, StackConfig
+from pgf_backup.project import Project
 from tests.conftest import config_of, stack_values
 
 Mutation = Callable[[dict[str, Any]], None]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from components.backup_plan import CopyArgs, RuleArgs
-from pgf_backup.automation.offline import Project
 from pgf_backup.plans import PolicyScheduleError, backup_policy
+from pgf_backup.project import Project
 from pgf_backup.stacks import MissingOutputError
 from tests.conftest import MANAGEMENT_ACCOUNT, ROOT_ID, add_management_stack, organization_copy, utc_copy
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.automation.offline import Project
+from pgf_backup.project import Project
 
 Plan = dict[str, Any]
 

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from pgf_backup.automation import preflight
-from pgf_backup.automation.cli import ExitStatus, output_file, output_folder
-from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
-from pgf_backup.automation.planner import known_stacks, rollout_order, stack_reference_name
+from pgf_backup.automation.arguments import output_file, output_folder
+from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
 from pgf_backup.automation.rollout import (
     Operation,
     OpResult,
@@ -31,8 +30,10 @@ from pgf_backup.automation.rollout import (
     summary_table,
     write_summary_json,
 )
+from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import StackConfig
 from pgf_backup.constants import ROLE_WORKLOAD, STACK_BACKUP
+from pgf_backup.project import Project, rollout_order
 
 COMMANDS: Mapping[Operation, str] = {
     "preview": "preview the ordered stacks' changes, gated by the policy pack (--offline: on the mock engine)",
@@ -103,7 +104,7 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatu
     """Preflight, then the rollout of one operation; prints progress, the summary, optional JSON."""
     operation = cast(Operation, args.command)
     project = Project.find(args.project_dir)
-    known = known_stacks(project)
+    known = project.known_stacks()
     names = chosen_stacks(args.stacks)
     if names is not None and not names:
         print(f"error: --stacks needs at least one stack name; allowed: {', '.join(known)}", file=err)
@@ -274,7 +275,7 @@ class OfflineRunner:
                 missing = missing_backup_outputs(cfg, outputs)
                 if missing:
                     return OpResult(Outcome.FAILED, message=f"the backup stack's outputs lack {'; '.join(missing)}")
-                references = {cfg.backup_stack: outputs, stack_reference_name(self._project, STACK_BACKUP): outputs}
+                references = {cfg.backup_stack: outputs, self._project.stack_reference_name(STACK_BACKUP): outputs}
             plan = plan_stack(self._project, stack, references)
             self._warn(stack, plan.warnings)
             with self._gate_lock:

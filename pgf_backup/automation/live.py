@@ -33,7 +33,6 @@ from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
 from pgf_backup.automation.gate import GateError, PolicyGate, PolicyInfo, pack_config, reconcile, write_pack_config
-from pgf_backup.automation.offline import Project
 from pgf_backup.automation.preflight import destroy_refusal
 from pgf_backup.automation.rollout import (
     NO_DRIFT_KINDS,
@@ -45,6 +44,7 @@ from pgf_backup.automation.rollout import (
 )
 from pgf_backup.config import StackConfig
 from pgf_backup.constants import PROJECT, ROLE_WORKLOAD
+from pgf_backup.project import Project
 
 # Relative to work_dir (the repo root), where the CLI runs: the pack in policy/ gates every preview and up.
 POLICY_PACKS = ("policy",)

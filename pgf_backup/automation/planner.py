@@ -9,28 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pgf_backup.automation.offline import Project, StackError, StackPlan, plan_stack
-from pgf_backup.config import ConfigError
-from pgf_backup.constants import STACK_BACKUP, STACK_MANAGEMENT
+from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
+from pgf_backup.constants import STACK_BACKUP
 from pgf_backup.paths.checks import KINDS, PathResult, check_paths
-
-
-def known_stacks(project: Project) -> list[str]:
-    """Every stack of the rollout in order: `management` (when configured), `backup`, then its `rollout_order`.
-
-    The management stack is optional: it exists when `Pulumi.management.yaml` does.
-    """
-    first = [STACK_MANAGEMENT] if project.stack_file(STACK_MANAGEMENT).is_file() else []
-    return [*first, STACK_BACKUP, *project.load_config(STACK_BACKUP).rollout_order]
-
-
-def rollout_order(stacks: Sequence[str] | None, known: Sequence[str]) -> list[str]:
-    """The chosen stacks (default all) in rollout order; refuses unknown names."""
-    chosen = list(known) if not stacks else list(dict.fromkeys(stacks))
-    unknown = [s for s in chosen if s not in known]
-    if unknown:
-        raise ConfigError(f"unknown stack(s) {', '.join(unknown)}; allowed: {', '.join(known)}")
-    return [s for s in known if s in chosen]
+from pgf_backup.project import Project
 
 
 @dataclass
@@ -177,8 +159,3 @@ def _flatten(value: Any, prefix: str = "") -> list[str]:
 def write_json(result: PlanResult, path: Path) -> None:
     """Write the plan document (`{"stacks": [...]}`)."""
     path.write_text(json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def stack_reference_name(project: Project, stack: str) -> str:
-    """The name a `StackReference` uses for a stack of this project (self-managed backends)."""
-    return f"organization/{project.name}/{stack}"

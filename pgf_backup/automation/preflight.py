@@ -15,10 +15,10 @@ from typing import Any, Protocol, cast
 from pulumi.automation import InvalidVersionError, PulumiCommand
 from semver import VersionInfo
 
-from pgf_backup.automation.offline import Project
 from pgf_backup.config import ConfigError, RegionResourceTypes, StackConfig, partition
 from pgf_backup.constants import PROJECT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
 from pgf_backup.management import prerequisite_commands
+from pgf_backup.project import Project
 
 # The oldest CLI this driver is tested against: the floor of the `pulumi` SDK in pyproject.toml.
 MIN_CLI_VERSION = "3.200.0"

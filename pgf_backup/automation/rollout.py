@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from pgf_backup import backup_outputs
-from pgf_backup.automation.cli import ExitStatus
+from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import StackConfig
 from pgf_backup.constants import STACK_BACKUP, STACK_MANAGEMENT
 

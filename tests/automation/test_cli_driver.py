@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from pgf_backup.automation import driver, preflight
-from pgf_backup.automation.cli import ExitStatus, main
+from pgf_backup.automation.cli import main
 from pgf_backup.automation.rollout import OpResult, Outcome
+from pgf_backup.automation.status import ExitStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = ["backup", "lab", "dev", "prod"]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pgf_backup.automation.cli import ExitStatus, main
-from pgf_backup.automation.offline import Project
+from pgf_backup.automation.cli import main
+from pgf_backup.automation.status import ExitStatus
+from pgf_backup.project import Project
 
 PROJECT_FILES = (
     "Pulumi.yaml",
@@ -191,3 +192,22 @@ def test_plan_of_a_workload_stack_does_not_evaluate_the_management_stack(project
     assert "== stack lab" in out and "== stack management" not in out
     status, _, err = _run("--project-dir", str(root), "plan", "--stack", "staging")
     assert "allowed: management, backup, lab, dev, prod" in err
+
+
+def test_plan_validates_each_stack_file_once_per_run(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command reads and validates each stack file once, however many steps need its config."""
+    import pgf_backup.project as project_module
+
+    validated: list[str] = []
+    real_load = project_module.load
+
+    def counting(config: dict[str, str], source: str = "stack config") -> object:
+        validated.append(source)
+        return real_load(config, source)
+
+    monkeypatch.setattr(project_module, "load", counting)
+    status, _, _ = _run("--project-dir", str(_copy(project, tmp_path)), "plan", "--all")
+    assert status == ExitStatus.OK
+    assert sorted(validated) == sorted(f"Pulumi.{s}.yaml" for s in ("backup", "lab", "dev", "prod"))

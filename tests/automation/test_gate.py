@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pgf_backup.automation.cli import ExitStatus, main
-from pgf_backup.automation.offline import Project
+from pgf_backup.automation.cli import main
+from pgf_backup.automation.status import ExitStatus
+from pgf_backup.project import Project
 
 COMPLIANCE_LOCK = "lock: {mode: compliance, min_retention_days: 35, max_retention_days: 3650, changeable_for_days: 3}"
 GOVERNANCE_LOCK = "lock: {mode: governance, min_retention_days: 35, max_retention_days: 3650}"

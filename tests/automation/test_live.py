@@ -24,11 +24,13 @@ from pulumi.automation import (
 from semver import VersionInfo
 
 from pgf_backup.automation import live, preflight
-from pgf_backup.automation.cli import ExitStatus, main
+from pgf_backup.automation.cli import main
 from pgf_backup.automation.gate import PolicyGate, PolicyInfo, Verdict
 from pgf_backup.automation.live import LiveRunner, TrackedPulumiCommand, locked_message, resolve_backend
-from pgf_backup.automation.offline import Project, plan_stack
+from pgf_backup.automation.offline import plan_stack
 from pgf_backup.automation.rollout import Outcome, Progress
+from pgf_backup.automation.status import ExitStatus
+from pgf_backup.project import Project
 
 ALL = ["backup", "lab", "dev", "prod"]
 BACKEND = "file:///srv/pulumi-state"

@@ -19,7 +19,6 @@ from moto import mock_aws
 from components.rds_protection import copy_key_policy_statement
 from pgf_backup.automation import preflight
 from pgf_backup.automation.live import TrackedPulumiCommand
-from pgf_backup.automation.offline import Project
 from pgf_backup.automation.preflight import (
     INSTALL_HINT,
     KMS_ACTIONS_OF_WILDCARDS,
@@ -43,6 +42,7 @@ from pgf_backup.automation.preflight import (
     verify_target,
 )
 from pgf_backup.config import RegionResourceTypes, StackConfig
+from pgf_backup.project import Project
 
 ALL = ["backup", "lab", "dev", "prod"]
 

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from pgf_backup.automation.cli import ExitStatus
 from pgf_backup.automation.offline import plan_stack
 from pgf_backup.automation.rollout import (
     OpResult,
@@ -24,6 +23,7 @@ from pgf_backup.automation.rollout import (
     walk_order,
     write_summary_json,
 )
+from pgf_backup.automation.status import ExitStatus
 
 ALL = ["backup", "lab", "dev", "prod"]
 
@@ -306,14 +306,13 @@ def test_the_management_stack_always_runs_alone(order, expected):
 def test_known_stacks_put_a_configured_management_stack_first(project, tmp_path):
     import shutil
 
-    from pgf_backup.automation.offline import Project
-    from pgf_backup.automation.planner import known_stacks, rollout_order
+    from pgf_backup.project import Project, rollout_order
     from tests.conftest import add_management_stack
 
     for path in project.root.glob("Pulumi*.yaml"):
         shutil.copy(path, tmp_path / path.name)
     copy = Project.find(tmp_path)
-    assert known_stacks(copy) == ALL  # optional: none shipped
+    assert copy.known_stacks() == ALL  # optional: none shipped
     add_management_stack(tmp_path)
-    assert known_stacks(copy) == ["management", *ALL]
-    assert rollout_order(["prod", "management"], known_stacks(copy)) == ["management", "prod"]
+    assert copy.known_stacks() == ["management", *ALL]
+    assert rollout_order(["prod", "management"], copy.known_stacks()) == ["management", "prod"]

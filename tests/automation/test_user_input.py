@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from pgf_backup.automation import offline, preflight
-from pgf_backup.automation.cli import ExitStatus, build_parser, main
+from pgf_backup import project as project_module
+from pgf_backup.automation import preflight
+from pgf_backup.automation.cli import build_parser, main
 from pgf_backup.automation.gate import tier_config
-from pgf_backup.automation.offline import Project, StackError, plan_stack, split_stderr
+from pgf_backup.automation.offline import StackError, plan_stack, split_stderr
+from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import ConfigError
+from pgf_backup.project import Project
 
 ALL = ["backup", "lab", "dev", "prod"]
 
@@ -371,17 +374,17 @@ def test_a_nested_key_given_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.lab.yaml"
     path.write_text("config:\n  pgf-backup:tags:\n    extra: {owner: a, owner: b}\n")
     with pytest.raises(ConfigError, match=r"Pulumi.lab.yaml: line 3: key 'owner' is given twice \(first at line 3\)"):
-        offline._read_yaml(path)
+        project_module._read_yaml(path)
 
 
 def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.lab.yaml"
     path.write_text("base: &base {a: 1, b: 2}\nconfig:\n  x:\n    <<: *base\n    b: 3\n")
-    assert offline._read_yaml(path)["config"]["x"] == {"a": 1, "b": 3}
+    assert project_module._read_yaml(path)["config"]["x"] == {"a": 1, "b": 3}
 
 
 def test_stack_files_still_load_with_libyaml() -> None:
-    assert issubclass(offline._YAML_LOADER, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert issubclass(project_module._YAML_LOADER, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 # -- 11. a tier without its policy config ---------------------------------------------------------------------------

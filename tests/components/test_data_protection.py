@@ -20,9 +20,9 @@ from components import (
     S3Protection,
     S3ProtectionArgs,
 )
-from pgf_backup.automation.offline import Project
 from pgf_backup.config import ConfigError
 from pgf_backup.paths.evaluator import Decision, Principal, Request, decide
+from pgf_backup.project import Project
 from tests.conftest import Harness, config_of, stack_values
 
 ACCOUNT = "400000000040"

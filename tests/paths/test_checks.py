@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.automation.cli import ExitStatus, main
-from pgf_backup.automation.offline import Project, plan_stack
+from pgf_backup.automation.cli import main
+from pgf_backup.automation.offline import plan_stack
+from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import StackConfig
 from pgf_backup.paths.checks import KINDS, PathResult, broken, check_paths
+from pgf_backup.project import Project
 from tests.conftest import organization_copy, utc_copy
 
 STACKS = ("backup", "lab", "dev", "prod")

@@ -13,8 +13,9 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from pgf_backup.automation import gate as gate_module
 from pgf_backup.automation.gate import GateError, PolicyGate, Verdict, tier_config
-from pgf_backup.automation.offline import Project, StackPlan, plan_stack
+from pgf_backup.automation.offline import StackPlan, plan_stack
 from pgf_backup.config import Iam
+from pgf_backup.project import Project
 from tests.policy.fixtures import BUCKET_NAME, DATA_TAGS, EXPECTED
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
