@@ -36,7 +36,8 @@ def synthetic_project(target: Path, vaults: int, copy_region: bool = False) -> N
         shutil.copy(ROOT / name, target / name)
     config = yaml.safe_load((ROOT / "Pulumi.backup.yaml").read_text())["config"]
     if not copy_region:
-        config["pgf-backup:regions"].pop("copy", None)
+        # Replaces Pulumi.yaml's regions whole (project-level config): the primary region only.
+        config["pgf-backup:regions"] = {"primary": "ca-central-1"}
     config["pgf-backup:vaults"] = {
         f"v{i:04d}": {
             "tier": ("lab", "dev", "prod")[i % 3],

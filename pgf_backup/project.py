@@ -32,6 +32,8 @@ KNOWN_NAMESPACES = frozenset({CONFIG_NAMESPACE, "aws", "pulumi"})
 # Pulumi's rule for project names.
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# The settings of a project-level config entry (Pulumi's project schema, `configTypeDeclaration`).
+_DECLARATION_KEYS = frozenset({"type", "description", "secret", "default", "value", "items"})
 
 
 class _DuplicateKeyError(yaml.YAMLError):
@@ -132,32 +134,92 @@ class Project:
             raise ConfigError(f"stack {stack!r}: no {path.name} in {self.root} (stacks: {', '.join(available)})")
         return _read_yaml(path)
 
+    def project_config(self) -> dict[str, Any]:
+        """The project-level config of `Pulumi.yaml` (`config:`), as the Pulumi CLI reads it: full key -> value.
+
+        The CLI's rules (Pulumi >= 3.44, project-level configuration; `sdk/go/common/workspace/project.go`,
+        `RewriteShorthandConfigValues` and `Project.Validate`): a key of the project's own namespace (or
+        without one) is a declaration, whose value is under `value:` or `default:` (a bare scalar there
+        would be read as a *type*); a key of another namespace takes a bare scalar or list, or `value:`;
+        an object is always nested under `value:`. Project-level values are clear text only.
+        """
+        manifest = self.root / "Pulumi.yaml"
+        entries = _read_yaml(manifest).get("config") or {}
+        if not isinstance(entries, dict):
+            raise ConfigError("Pulumi.yaml: 'config' must be a mapping of keys to values")
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, entry in entries.items():
+            where = f"Pulumi.yaml: config key {key!r}"
+            if not isinstance(key, str):
+                problems.append(f"Pulumi.yaml: config key {_shown(key)} is a {_kind(key)}; keys are text")
+                continue
+            own = ":" not in key or key.startswith(f"{self.name}:")
+            full = key if ":" in key else f"{self.name}:{key}"
+            if not isinstance(entry, dict):
+                if own:
+                    problems.append(
+                        f"{where}: a bare value of the project's own namespace is read by Pulumi as a type; "
+                        f"write it as `{key}: {{value: ...}}`"
+                    )
+                else:
+                    values[full] = entry
+                continue
+            unknown = sorted(set(entry) - _DECLARATION_KEYS)
+            if unknown:
+                problems.append(
+                    f"{where}: {', '.join(map(repr, unknown))} are not settings of a project-level config entry "
+                    f"(allowed: {', '.join(sorted(_DECLARATION_KEYS))}); nest an object under 'value:'"
+                )
+            elif "value" in entry and "default" in entry:
+                problems.append(f"{where}: cannot have both a 'default' and a 'value'")
+            elif not own and ("default" in entry or "type" in entry):
+                problems.append(f"{where}: not namespaced by the project: give it a 'value' (no 'default' or 'type')")
+            elif entry.get("secret"):
+                problems.append(
+                    f"{where}: project-level config is clear text only; set the secret in each stack file "
+                    "(`pulumi config set --secret`)"
+                )
+            elif "value" in entry or "default" in entry:
+                values[full] = entry.get("value", entry.get("default"))
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return values
+
     def stack_config(self, stack: str) -> tuple[dict[str, str], list[str]]:
-        """The flat config a Pulumi language host would pass (`ns:key -> text`), and secret keys."""
+        """The flat config a Pulumi language host would pass (`ns:key -> text`), and secret keys.
+
+        Project-level values of `Pulumi.yaml` apply where the stack file does not set the key; a stack
+        file's value replaces the project's whole (no merge of objects), as the Pulumi CLI does
+        (`pkg/workspace/config.go`, `mergeConfig`: the project value is used only `if !foundOnStack`).
+        """
         path = self.stack_file(stack)
         entries = self.stack_settings(stack).get("config") or {}
         if not isinstance(entries, dict):
             raise ConfigError(f"{path.name}: 'config' must be a mapping of keys to values")
+        merged: dict[Any, tuple[str, Any]] = {
+            key: ("Pulumi.yaml", value) for key, value in self.project_config().items()
+        }
+        for key, value in entries.items():
+            full = f"{self.name}:{key}" if isinstance(key, str) and ":" not in key else key
+            merged[full] = (path.name, value)
         flat: dict[str, str] = {}
         secrets: list[str] = []
         problems: list[str] = []
-        for key, value in entries.items():
-            if not isinstance(key, str):
+        for full, (source, value) in merged.items():
+            if not isinstance(full, str):
                 problems.append(
-                    f"{path.name}: config key {_shown(key)} is a {_kind(key)}; keys are text of the form "
+                    f"{source}: config key {_shown(full)} is a {_kind(full)}; keys are text of the form "
                     f"'<namespace>:<name>' (e.g. '{CONFIG_NAMESPACE}:tier')"
                 )
                 continue
-            namespace, colon, name = key.partition(":")
-            full = key if colon else f"{self.name}:{key}"
+            namespace, _, name = full.partition(":")
             # Other providers' namespaces are allowed; one close to ours is a typo the program would ignore.
-            if (
-                colon
-                and namespace not in KNOWN_NAMESPACES | {self.name}
-                and difflib.get_close_matches(namespace.lower(), [CONFIG_NAMESPACE], n=1)
+            if namespace not in KNOWN_NAMESPACES | {self.name} and difflib.get_close_matches(
+                namespace.lower(), [CONFIG_NAMESPACE], n=1
             ):
                 problems.append(
-                    f"{path.name}: config key {key!r}: unknown namespace {namespace!r}; "
+                    f"{source}: config key {full!r}: unknown namespace {namespace!r}; "
                     f"did you mean '{CONFIG_NAMESPACE}:{name}'?"
                 )
                 continue
@@ -168,7 +230,7 @@ class Project:
                 continue
             problem = _unserializable(value, full, set())
             if problem is not None:
-                problems.append(f"{path.name}: {problem}")
+                problems.append(f"{source}: {problem}")
             elif isinstance(value, (dict, list)):
                 # Pulumi passes YAML dates as text: so does the offline engine.
                 flat[full] = json.dumps(value, default=_iso_date)
@@ -186,7 +248,10 @@ class Project:
         """The validated config of a stack (ConfigError names each bad key), validated once per content of its file."""
         path = self.stack_file(stack)
         try:
-            version: bytes | None = hashlib.sha256(path.read_bytes()).digest()
+            # Pulumi.yaml holds the project-level values: its content counts too.
+            version: bytes | None = hashlib.sha256(
+                (self.root / "Pulumi.yaml").read_bytes() + path.read_bytes()
+            ).digest()
         except OSError:
             version = None  # stack_settings says what is wrong with the file
         cached = self._configs.get(stack)

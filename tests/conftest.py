@@ -124,11 +124,13 @@ def add_management_stack(root: Path) -> Path:
     from pgf_backup.config import MANAGEMENT_KEYS
 
     backup = yaml.safe_load((root / "Pulumi.backup.yaml").read_text())["config"]
+    # The backup stack's values as its program sees them (Pulumi.yaml's shared values included).
+    effective = stack_values(Project.find(root), "backup")
     config = {k: v for k, v in backup.items() if not k.startswith("pgf-backup:")}
     config.update({k: v for k, v in backup.items() if k.removeprefix("pgf-backup:") in MANAGEMENT_KEYS})
     config["pgf-backup:role"] = "management"
-    config["pgf-backup:accounts"] = {**backup["pgf-backup:accounts"], "management": MANAGEMENT_ACCOUNT}
-    config["pgf-backup:organization"] = {"id": backup["pgf-backup:organization"]["id"], "root_id": ROOT_ID}
+    config["pgf-backup:accounts"] = {**effective["pgf-backup:accounts"], "management": MANAGEMENT_ACCOUNT}
+    config["pgf-backup:organization"] = {"id": effective["pgf-backup:organization"]["id"], "root_id": ROOT_ID}
     path = root / "Pulumi.management.yaml"
     path.write_text(yaml.safe_dump({"config": config}))
     return path
@@ -168,6 +170,7 @@ def organization_copy(project: Project, root: Path) -> Project:
     backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
     backup["config"]["pgf-backup:scheduling"] = "organization"
     backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"] = {"id": "o-pgfexample01", "policy_targets": {}}
     backup["config"]["pgf-backup:organization"]["policy_targets"] = {
         "lab": ["ou-pgf0-lab00001"],
         "dev": ["ou-pgf0-dev00001"],

@@ -48,7 +48,9 @@ def test_single_region_keys_are_not_multi_region(
 ) -> None:
     for name in ("Pulumi.yaml", "__main__.py"):
         (tmp_path / name).write_text((project.root / name).read_text())
-    text = (project.root / "Pulumi.lab.yaml").read_text().replace("    copy: ca-west-1\n", "")
+    # The lab stack file's regions replace Pulumi.yaml's whole: no copy region.
+    text = (project.root / "Pulumi.lab.yaml").read_text()
+    text = text.replace("config:\n", "config:\n  pgf-backup:regions:\n    primary: ca-central-1\n", 1)
     (tmp_path / "Pulumi.lab.yaml").write_text(text)
     plan = run_stack("lab", Project.find(tmp_path))
     (key,) = [k for k in _of_type(plan, "aws:kms/key:Key") if k["name"] == "lab-ca-central-1-key"]
@@ -115,7 +117,8 @@ def test_bad_stack_file_exits_2_from_the_program(
 ) -> None:
     for name in ("Pulumi.yaml", "__main__.py"):
         (tmp_path / name).write_text((project.root / name).read_text())
-    text = (project.root / "Pulumi.prod.yaml").read_text().replace("primary: ca-central-1", "primary: ca-central-2")
+    text = (project.root / "Pulumi.prod.yaml").read_text()
+    text = text.replace("config:\n", "config:\n  pgf-backup:regions:\n    primary: ca-central-2\n", 1)
     (tmp_path / "Pulumi.prod.yaml").write_text(text)
     with pytest.raises(SystemExit) as exit_:
         run_stack("prod", Project.find(tmp_path))

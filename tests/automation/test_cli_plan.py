@@ -150,7 +150,11 @@ def _organization_mode(root: Path) -> None:
         plans[tier] = plan
     backup["config"]["pgf-backup:scheduling"] = "organization"
     backup["config"]["pgf-backup:plans"] = plans
-    backup["config"]["pgf-backup:organization"]["policy_targets"] = {t: [f"ou-pgf0-{t}0000001"] for t in plans}
+    # The stack's organization replaces Pulumi.yaml's whole: it repeats the id.
+    backup["config"]["pgf-backup:organization"] = {
+        "id": "o-pgfexample01",
+        "policy_targets": {t: [f"ou-pgf0-{t}0000001"] for t in plans},
+    }
     (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
 
 

@@ -527,12 +527,15 @@ class OfflinePlan:
 
 def copied(project: Project, root: Path, renames: dict[str, str] | None = None) -> Project:
     """A copy of the project's stack files, program and policy pack, with `renames` in the stack files."""
+    unused = dict(renames or {})
     for path in project.root.glob("Pulumi*.yaml"):
         text = path.read_text()
         for old, new in (renames or {}).items():
-            assert path.name == "Pulumi.yaml" or old in text, f"{path.name} no longer holds {old!r}"
+            if old in text:
+                unused.pop(old, None)
             text = text.replace(old, new)
         (root / path.name).write_text(text)
+    assert not unused, f"no stack or project file holds {', '.join(unused)}"
     shutil.copy(project.root / "__main__.py", root / "__main__.py")
     shutil.copytree(project.root / "policy", root / "policy", ignore=shutil.ignore_patterns("__pycache__"))
     return Project.find(root)

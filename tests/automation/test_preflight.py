@@ -118,7 +118,7 @@ def test_every_invalid_stack_file_is_reported(copy):
 
 
 def test_accounts_must_agree_across_stack_files(copy):
-    accounts = yaml.safe_load(copy.stack_file("dev").read_text())["config"]["pgf-backup:accounts"]
+    accounts = copy.load_config("dev").accounts
     edit(copy, "dev", "accounts", {**accounts, "prod": "400000000041"})
     with pytest.raises(PreflightError) as caught:
         load_configs(copy, ALL)

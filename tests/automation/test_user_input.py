@@ -242,7 +242,7 @@ def test_the_programs_warnings_are_shown_when_it_succeeds(root: Path, project: P
 
 
 def test_plan_refuses_account_ids_that_differ_between_stack_files(root: Path) -> None:
-    accounts = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())["config"]["pgf-backup:accounts"]
+    accounts = Project.find(root).load_config("dev").accounts
     edit(root, "dev", "pgf-backup:accounts", {**accounts, "lab": "200000000099"})
     status, out, err = plan(root, "--stack", "dev")
     refused(
@@ -270,6 +270,7 @@ def _organization_mode_backup(root: Path) -> None:
     backup = yaml.safe_load((root / "Pulumi.backup.yaml").read_text())
     backup["config"]["pgf-backup:scheduling"] = "organization"
     backup["config"]["pgf-backup:plans"] = plans
+    backup["config"]["pgf-backup:organization"] = {"id": "o-pgfexample01", "policy_targets": {}}
     backup["config"]["pgf-backup:organization"]["policy_targets"] = {
         "lab": ["ou-pgf0-lab00001"],
         "dev": ["ou-pgf0-dev00001"],

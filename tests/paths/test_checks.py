@@ -260,10 +260,13 @@ def test_plan_exits_1_and_names_a_broken_path(project: Project, tmp_path: Path) 
         shutil.copy(project.root / name, tmp_path / name)
     shutil.copytree(project.root / "policy", tmp_path / "policy", ignore=shutil.ignore_patterns("__pycache__"))
     prod = tmp_path / "Pulumi.prod.yaml"
+    # The prod stack file names its own roles (replacing Pulumi.yaml's `iam` whole).
     prod.write_text(
         prod.read_text().replace(
-            "    deploy_role: pgf-backup-deploy\n",
-            "    deploy_role: pgf-backup-deploy\n    service_role: pgf-prod-backup\n",
+            "config:\n",
+            "config:\n  pgf-backup:iam:\n    deploy_role: pgf-backup-deploy\n"
+            "    break_glass_role: pgf-backup-break-glass\n    service_role: pgf-prod-backup\n",
+            1,
         )
     )
     out, err = _Capture(), _Capture()
