@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pgf_backup.config import CONTINUOUS_RULE, CopyTarget, StackConfig
+from pgf_backup.config import CopyTarget, StackConfig
 from pgf_backup.constants import ROLE_WORKLOAD
+from pgf_backup.limits import lock_admits
 
 # Where each copy target's vault is in the backup stack's outputs ({tier}, {region} filled in).
 TARGET_PATHS: Mapping[CopyTarget, tuple[str, ...]] = {
@@ -36,7 +37,7 @@ def needed_targets(cfg: StackConfig) -> list[CopyTarget]:
     """The copy targets this workload stack reads from the backup stack (account mode)."""
     if cfg.role != ROLE_WORKLOAD or cfg.plan is None or cfg.scheduling != "account":
         return []
-    return [t for t in cfg.plan.copy_targets(cfg.regions.copy_region is not None) if t in TARGET_PATHS]
+    return [t for t in cfg.copy_targets() if t in TARGET_PATHS]
 
 
 def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
@@ -76,8 +77,8 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
         low, high = int(lock["min"]), int(lock["max"])
         for name, rule in rules.items():
             days = rule.lifecycle(target).delete_after_days
-            if not low <= days <= high:
-                where = "plan.continuous" if name == CONTINUOUS_RULE else f"plan.rules.{name}"
+            if not lock_admits(low, high, days):
+                where = rule.key("plan", name)
                 found.append(
                     f"{where}: a copy kept {days} days lands in {entry['arn']}, whose lock allows {low}-{high} days; "
                     "AWS Backup would fail the copy"

@@ -9,7 +9,7 @@ import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -40,6 +40,7 @@ from pgf_backup.limits import (
     MAX_RULES_PER_PLAN,
     PROD_MIN_RETENTION_DAYS,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
+    lock_admits,
 )
 from pgf_backup.schedules import ScheduleError, utc_schedule
 
@@ -426,6 +427,11 @@ class Vault(Model):
     # Backup account only: also a logically air-gapped vault of this tier, a further copy target.
     air_gapped: AirGapped | None = None
 
+    @property
+    def hardened(self) -> bool:
+        """Production hardening of this vault and its key (protected, retained, guarded): the prod tier."""
+        return self.tier == "prod"
+
 
 class Lifecycle(Model):
     """How long a recovery point (or a copy of it) is kept."""
@@ -465,6 +471,8 @@ class Rule(Lifecycle):
     completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
     recovery_point_tags: dict[TagKey, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
     copies: Copies = Copies()
+    # The continuous backup's rule (point-in-time restore) is a `ContinuousRule`.
+    continuous: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _windows(self) -> Rule:
@@ -481,6 +489,20 @@ class Rule(Lifecycle):
         copy: Lifecycle | None = getattr(self.copies, target) if target else None
         return copy or own
 
+    def key(self, prefix: str, name: str) -> str:
+        """The config key path of this rule under a plan's `prefix` (`plan`, `plans.<tier>`)."""
+        return f"{prefix}.continuous" if self.continuous else f"{prefix}.rules.{name}"
+
+    def retention_key(self, prefix: str, name: str) -> str:
+        """The config key path of this rule's own retention."""
+        return f"{self.key(prefix, name)}.{'retention_days' if self.continuous else 'delete_after_days'}"
+
+
+class ContinuousRule(Rule):
+    """The rule of a plan's continuous backup: its lifecycle is the point-in-time restore window."""
+
+    continuous: ClassVar[bool] = True
+
 
 class Continuous(Model):
     """Continuous backup (point-in-time restore) for the resource types that support it (RDS, S3)."""
@@ -494,7 +516,7 @@ class Continuous(Model):
 
     def as_rule(self) -> Rule:
         """The continuous backup as a plan rule (its lifecycle is the PITR window)."""
-        return Rule(
+        return ContinuousRule(
             schedule=self.schedule,
             timezone=self.timezone,
             delete_after_days=self.retention_days,
@@ -546,17 +568,6 @@ class Plan(Model):
         if self.continuous and self.continuous.enabled:
             rules[CONTINUOUS_RULE] = self.continuous.as_rule()
         return rules
-
-    def copy_targets(self, has_copy_region: bool) -> list[CopyTarget]:
-        """Where each rule's recovery points are copied."""
-        targets: list[CopyTarget] = []
-        if self.copy_to_backup_account:
-            targets.append("backup_account")
-        if self.copy_to_region and has_copy_region:
-            targets.append("copy_region")
-        if self.copy_to_air_gapped:
-            targets.append("air_gapped")
-        return targets
 
 
 StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
@@ -822,8 +833,7 @@ class StackConfig(Model):
                 try:
                     utc_schedule(rule.schedule, rule.timezone)
                 except ScheduleError as error:
-                    key = f"plans.{tier}.continuous" if name == CONTINUOUS_RULE else f"plans.{tier}.rules.{name}"
-                    errors.append(f"{key}.timezone: {error}")
+                    errors.append(f"{rule.key(f'plans.{tier}', name)}.timezone: {error}")
 
     def _check_workload(self, errors: list[str]) -> None:
         if self.tier is None:
@@ -867,21 +877,21 @@ class StackConfig(Model):
     ) -> None:
         """Every lifecycle of a plan within the tier's bounds and the lock of the vault it lands in."""
         bounds = self.tier_bounds.of(tier)
-        targets = plan.copy_targets(self.regions.copy_region is not None)
+        targets = self.copy_targets(plan)
         for rule_name, rule in plan.all_rules().items():
-            path = f"{prefix}.continuous" if rule_name == CONTINUOUS_RULE else f"{prefix}.rules.{rule_name}"
+            path = rule.key(prefix, rule_name)
             for target in (None, *targets):
                 days = rule.lifecycle(target).delete_after_days
                 inherited = target is not None and getattr(rule.copies, target) is None
                 where = (
-                    (f"{path}.retention_days" if rule_name == CONTINUOUS_RULE else f"{path}.delete_after_days")
+                    rule.retention_key(prefix, rule_name)
                     if target is None or inherited
                     else f"{path}.copies.{target}.delete_after_days"
                 )
                 # A copy that keeps the rule's lifecycle shares its bounds (reported once, for the rule),
                 # but not always its vault's lock.
-                in_bounds = inherited and rule_name != CONTINUOUS_RULE
-                pitr_window = rule_name == CONTINUOUS_RULE and target is None
+                in_bounds = inherited and not rule.continuous
+                pitr_window = rule.continuous and target is None
                 if not in_bounds and not pitr_window and days < bounds.min_days:
                     floor = " (prod keeps backups at least 35 days)" if tier == "prod" else ""
                     errors.append(
@@ -893,7 +903,7 @@ class StackConfig(Model):
                         f"{where}: {days} is above the {tier} maximum of {bounds.max_days} days (tier_bounds.{tier})"
                     )
                 vault_key, lock = locks.get(target, ("", None))
-                if lock and not lock.min_retention_days <= days <= lock.max_retention_days:
+                if lock and not lock_admits(lock.min_retention_days, lock.max_retention_days, days):
                     lands = "the copy" if target else "the recovery point"
                     errors.append(
                         f"{where}: {days} is outside the lock of vault {vault_key!r} "
@@ -967,7 +977,7 @@ class StackConfig(Model):
         names: dict[str, str] = {}
         for key, vault in self.vaults.items():
             name = self.vault_name(key)
-            longest = f"{name}-air-gapped" if vault.air_gapped else name
+            longest = self.air_gapped_vault_name(key) if vault.air_gapped else name
             if not re.fullmatch(r"[A-Za-z0-9_-]{2,50}", longest):
                 errors.append(
                     f"vaults.{key}: the vault name {longest!r} (from tags.application and the key, or "
@@ -1008,6 +1018,33 @@ class StackConfig(Model):
     def vault_name(self, key: str) -> str:
         """AWS name of a vault (the same in each region)."""
         return self.vaults[key].name or f"{self.tags.application}-{key}"
+
+    def air_gapped_vault_name(self, key: str) -> str:
+        """AWS name of the logically air-gapped vault beside vault `key` (backup account)."""
+        return f"{self.vault_name(key)}-air-gapped"
+
+    def plan_name(self, tier: str) -> str:
+        """AWS name of a tier's backup plan (and of its BACKUP_POLICY)."""
+        return f"{self.tags.application}-{tier}"
+
+    @property
+    def hardened(self) -> bool:
+        """Production hardening (protected, retained, guarded keys): the prod tier's stack."""
+        return self.tier == "prod"
+
+    def copy_targets(self, plan: Plan | None = None) -> list[CopyTarget]:
+        """Where each rule of `plan` (by default this stack's) copies its recovery points."""
+        plan = plan or self.plan
+        if plan is None:
+            return []
+        targets: list[CopyTarget] = []
+        if plan.copy_to_backup_account:
+            targets.append("backup_account")
+        if plan.copy_to_region and self.regions.copy_region is not None:
+            targets.append("copy_region")
+        if plan.copy_to_air_gapped:
+            targets.append("air_gapped")
+        return targets
 
     def role_arn(self, account_id: str, role_name: str, region: str | None = None) -> str:
         """ARN of an IAM role in an account, in the partition of the primary region."""

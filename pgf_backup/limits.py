@@ -45,3 +45,13 @@ DEPRECATED_VAULT_EVENTS: Final = (
     "BACKUP_PLAN_CREATED",
     "BACKUP_PLAN_MODIFIED",
 )
+
+
+def lock_admits(min_days: int, max_days: int, delete_after_days: int | None) -> bool:
+    """Whether a recovery point (or copy) kept `delete_after_days` may land in a vault locked to min-max days.
+
+    AWS Backup fails a backup or copy job whose retention lies outside the destination vault's lock
+    (https://docs.aws.amazon.com/aws-backup/latest/devguide/vault-lock.html); one kept forever (no
+    lifecycle) is outside any maximum. The config, the backup outputs check and the path checks ask here.
+    """
+    return delete_after_days is not None and min_days <= delete_after_days <= max_days

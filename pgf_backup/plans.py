@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pulumi
 
 from components.backup_plan import CopyArgs, RuleArgs
-from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, Plan
+from pgf_backup.config import ConfigError, CopyTarget, Plan
 from pgf_backup.constants import TAG_APPLICATION, TAG_BACKUP_ENABLED, TAG_BACKUP_TIER
 from pgf_backup.schedules import ScheduleError, utc_schedule
 
@@ -26,10 +26,9 @@ class MissingDestinationError(ValueError):
     """A copy target the plan asks for has no vault to copy into."""
 
 
-def rule_args(plan: Plan, destinations: Mapping[CopyTarget, T], has_copy_region: bool) -> list[RuleArgs]:
+def rule_args(plan: Plan, destinations: Mapping[CopyTarget, T], targets: Sequence[CopyTarget]) -> list[RuleArgs]:
     """The plan's rules (scheduled, then continuous) with a copy action per configured target."""
     rules = []
-    targets = plan.copy_targets(has_copy_region)
     missing = [t for t in targets if t not in destinations]
     if missing:
         raise MissingDestinationError(f"no destination vault for copy target(s) {', '.join(missing)}")
@@ -53,7 +52,7 @@ def rule_args(plan: Plan, destinations: Mapping[CopyTarget, T], has_copy_region:
                 completion_window_minutes=rule.completion_window_minutes,
                 delete_after_days=rule.delete_after_days,
                 cold_storage_after_days=rule.cold_storage_after_days,
-                continuous=name == CONTINUOUS_RULE,
+                continuous=rule.continuous,
                 recovery_point_tags=rule.recovery_point_tags,
                 copies=copies,
             )

@@ -34,7 +34,7 @@ from components import (
     vault_access_policy,
 )
 from pgf_backup import backup_outputs
-from pgf_backup.config import CONTINUOUS_RULE, ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
+from pgf_backup.config import ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
 from pgf_backup.constants import (
     PROJECT,
     ROLE_BACKUP_ACCOUNT,
@@ -134,7 +134,7 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
             "break_glass_role_arn": cfg.role_arn(account, cfg.iam.break_glass_role),
             "notify_events": vault.notify_events,
             "lock": VaultLockArgs(**lock.model_dump()) if lock else None,
-            "hardened": vault.tier == "prod",
+            "hardened": vault.hardened,
             **copy_in,
             "copy_out_account_ids": copy_out,
             "tags": {TAG_BACKUP_TIER: vault.tier},
@@ -166,7 +166,7 @@ def copy_destination_accounts(cfg: StackConfig) -> list[str]:
         return [cfg.backup_account_id]
     if cfg.plan is None:
         return []
-    targets = cfg.plan.copy_targets(cfg.regions.copy_region is not None)
+    targets = cfg.copy_targets()
     # The central and the air-gapped vaults are both in the backup account; copy_region stays here.
     return [cfg.backup_account_id] if {"backup_account", "air_gapped"} & set(targets) else []
 
@@ -192,7 +192,7 @@ def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """Failed, aborted and expired AWS Backup jobs alerted, in each region of this stack's account."""
     account = cfg.account_id
     # The backup account holds the prod copies: its alert key is guarded like prod's.
-    hardened = cfg.tier == "prod" or cfg.role == ROLE_BACKUP_ACCOUNT
+    hardened = cfg.hardened or cfg.role == ROLE_BACKUP_ACCOUNT
     guard = (
         KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
         if hardened
@@ -252,10 +252,10 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
     for key, vault in cfg.vaults.items():
         if vault.air_gapped is None or cfg.central_vault_key(vault.tier) != key:
             continue
-        hardened = vault.tier == "prod"
+        hardened = vault.hardened
         gap = aws.backup.LogicallyAirGappedVault(
             f"{key}-air-gapped",
-            name=f"{cfg.vault_name(key)}-air-gapped",
+            name=cfg.air_gapped_vault_name(key),
             min_retention_days=vault.air_gapped.min_retention_days,
             max_retention_days=vault.air_gapped.max_retention_days,
             tags={TAG_BACKUP_TIER: vault.tier},
@@ -304,7 +304,7 @@ def build_org_policies(
         key = cfg.central_vault_key(tier)
         assert key is not None  # checked by the config model
         vault_name = cfg.vault_name(key)
-        plan_name = f"{cfg.tags.application}-{tier}"
+        plan_name = cfg.plan_name(tier)
         known: dict[str, pulumi.Input[str]] = {"backup_account": central[tier][cfg.regions.primary]["arn"]}
         if tier in air_gapped:
             known["air_gapped"] = air_gapped[tier]["arn"]
@@ -341,11 +341,12 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
         destinations["air_gapped"] = arns["air_gapped"]
     plan = cfg.plans[tier]
     common: dict[str, Any] = {"vault_name": vault_name, "service_role_arn": role_arn, "regions": [cfg.regions.primary]}
-    rules = rule_args(plan, destinations, copy is not None)
-    if "air_gapped" in destinations and "air_gapped" in plan.copy_targets(copy is not None):
+    targets = cfg.copy_targets(plan)
+    rules = rule_args(plan, destinations, targets)
+    if "air_gapped" in destinations and "air_gapped" in targets:
         # Logically air-gapped vaults hold no RDS DB instances: a second plan copies those to the standard
         # vaults only (as in account mode; AWS's type ARN for DB instances, POLICY_SYNTAX Example 7).
-        standard = rule_args(plan.model_copy(update={"copy_to_air_gapped": False}), destinations, copy is not None)
+        standard = rule_args(plan, destinations, [t for t in targets if t != "air_gapped"])
         document = backup_policy(plan_name, tier, rules=rules, not_resource_types=[RDS_INSTANCE_TYPE], **common)
         document["plans"].update(
             backup_policy(
@@ -389,7 +390,7 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
     arns: list[str] = []
     outputs: dict[str, Any] = {}
     part = partition(cfg.regions.primary)
-    hardened = cfg.tier == "prod"
+    hardened = cfg.hardened
     account = cfg.account_id
     guard = (
         KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
@@ -539,7 +540,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     plan = cfg.plan
     assert plan is not None
     primary, copy = cfg.regions.primary, cfg.regions.copy_region
-    targets = plan.copy_targets(copy is not None)
+    targets = cfg.copy_targets()
     all_rules = plan.all_rules()
     destinations: dict[CopyTarget, pulumi.Input[str]] = {
         target: checked.apply(functools.partial(_arn_at, backup_outputs.target_path(cfg, target)))
@@ -547,7 +548,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     }
     if "copy_region" in targets and copy is not None:
         destinations["copy_region"] = local[copy].vault_arn
-    plan_name = f"{cfg.tags.application}-{tier}"
+    plan_name = cfg.plan_name(tier)
     conditions = tag_conditions(tier, cfg.tags.application, plan.selection.scope_application)
     listed = [*plan.selection.resources, *protected_arns]
     # Logically air-gapped vaults hold no RDS DB instances (AWS Backup's "Feature availability by
@@ -564,7 +565,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         f"plan-{tier}",
         BackupPlanArgs(
             plan_name=plan_name,
-            rules=rule_args(plan, destinations, copy is not None),
+            rules=rule_args(plan, destinations, targets),
             resources=[arn for arn in listed if arn not in instances],
             not_resources=[*plan.selection.not_resources, *apart],
             **common,
@@ -572,15 +573,14 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         providers.opts(),
     )
     outputs["plan_arn"] = backup_plan.plan_arn
-    continuous = CONTINUOUS_RULE if CONTINUOUS_RULE in all_rules else None
+    continuous = next((name for name, rule in all_rules.items() if rule.continuous), None)
     _selection_summary(outputs, f"plan {plan_name}, selection by ARN", continuous)
     if apart:
-        standard = plan.model_copy(update={"copy_to_air_gapped": False})
         standard_plan = BackupPlan(
             f"plan-{tier}-standard-vaults",
             BackupPlanArgs(
                 plan_name=f"{plan_name}-standard-vaults",
-                rules=rule_args(standard, destinations, copy is not None),
+                rules=rule_args(plan, destinations, [t for t in targets if t != "air_gapped"]),
                 resources=instances,
                 not_resources=plan.selection.not_resources,
                 tag_resources=apart,

@@ -214,7 +214,7 @@ def offline_runner(
 def confirmation_question(operation: Operation, stack: str, cfg: StackConfig) -> str | None:
     """The question asked before a stack starts: `up` of a prod stack and every `destroy`."""
     where = f"stack {stack} (account {cfg.account_id}{', tier ' + cfg.tier if cfg.tier else ''})"
-    if operation == "up" and cfg.tier == "prod":
+    if operation == "up" and cfg.hardened:
         return f"up will change {where}. Continue?"
     if operation == "destroy":
         return f"destroy will delete every resource of {where}. Continue?"

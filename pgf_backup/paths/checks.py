@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, Protocol
 
 from pgf_backup.config import StackConfig
 from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, TAG_BACKUP_TIER
+from pgf_backup.limits import lock_admits
 from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, decide
 
 Kind = Literal["copy", "restore", "guard", "data", "notification"]
@@ -409,7 +410,7 @@ def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackCo
     days = copy.delete_after_days
     if destination.lock is not None:
         low, high = destination.lock
-        inside = days is not None and low <= days <= high
+        inside = lock_admits(low, high, days)
         kept = "forever (no lifecycle)" if days is None else f"{days} days"
         out.add(
             kind,
@@ -591,7 +592,7 @@ def check_guards(out: _Collector, found: Inventory, stack: str, cfg: StackConfig
     for arn, (owner, resource) in found.keys.items():
         inputs = resource.get("inputs") or {}
         tags = inputs.get("tags") or {}
-        prod = cfg.tier == "prod" or (isinstance(tags, Mapping) and tags.get(TAG_BACKUP_TIER) == "prod")
+        prod = cfg.hardened or (isinstance(tags, Mapping) and tags.get(TAG_BACKUP_TIER) == "prod")
         if owner != stack or not prod:
             continue
         part, account = _partition(arn), _arn_account(arn)
