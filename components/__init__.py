@@ -1,6 +1,8 @@
 """Pulumi ComponentResources of pgf-backup, one per module."""
 
+from components.air_gapped_vault import AirGappedVault, AirGappedVaultArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs, CopyArgs, RuleArgs
+from components.backup_settings import BackupSettings, BackupSettingsArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultLockArgs
 from components.job_alerts import JobAlerts, JobAlertsArgs, failure_event_patterns
 from components.org_backup_policy import OrgBackupPolicy, OrgBackupPolicyArgs
@@ -10,11 +12,15 @@ from components.s3_protection import AppAccessArgs, S3Protection, S3ProtectionAr
 from components.service_role import BackupServiceRole, BackupServiceRoleArgs
 
 __all__ = [
+    "AirGappedVault",
+    "AirGappedVaultArgs",
     "AppAccessArgs",
     "BackupPlan",
     "BackupPlanArgs",
     "BackupServiceRole",
     "BackupServiceRoleArgs",
+    "BackupSettings",
+    "BackupSettingsArgs",
     "BackupVault",
     "BackupVaultArgs",
     "CopyArgs",

@@ -13,11 +13,15 @@ import pulumi
 import pulumi_aws as aws
 
 from components import (
+    AirGappedVault,
+    AirGappedVaultArgs,
     AppAccessArgs,
     BackupPlan,
     BackupPlanArgs,
     BackupServiceRole,
     BackupServiceRoleArgs,
+    BackupSettings,
+    BackupSettingsArgs,
     BackupVault,
     BackupVaultArgs,
     DatabaseArgs,
@@ -31,7 +35,6 @@ from components import (
     S3Protection,
     S3ProtectionArgs,
     VaultLockArgs,
-    vault_access_policy,
 )
 from pgf_backup import backup_outputs
 from pgf_backup.config import ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
@@ -252,30 +255,25 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
     for key, vault in cfg.vaults.items():
         if vault.air_gapped is None or cfg.central_vault_key(vault.tier) != key:
             continue
-        hardened = vault.hardened
-        gap = aws.backup.LogicallyAirGappedVault(
+        gap = AirGappedVault(
             f"{key}-air-gapped",
-            name=cfg.air_gapped_vault_name(key),
-            min_retention_days=vault.air_gapped.min_retention_days,
-            max_retention_days=vault.air_gapped.max_retention_days,
-            tags={TAG_BACKUP_TIER: vault.tier},
-            opts=providers.opts(protect=hardened, retain_on_delete=hardened),
-        )
-        # Copies in need the destination vault's permission, as for the central vaults.
-        aws.backup.VaultPolicy(
-            f"{key}-air-gapped-policy",
-            backup_vault_name=gap.name,
-            policy=vault_access_policy(
-                partition(cfg.regions.primary),
-                cfg.role_arn(cfg.account_id, cfg.iam.deploy_role),
-                cfg.role_arn(cfg.account_id, cfg.iam.break_glass_role),
+            AirGappedVaultArgs(
+                vault_name=cfg.air_gapped_vault_name(key),
+                tier=vault.tier,
+                min_retention_days=vault.air_gapped.min_retention_days,
+                max_retention_days=vault.air_gapped.max_retention_days,
+                partition=partition(cfg.regions.primary),
+                deploy_role_arn=cfg.role_arn(cfg.account_id, cfg.iam.deploy_role),
+                break_glass_role_arn=cfg.role_arn(cfg.account_id, cfg.iam.break_glass_role),
                 copy_in_org_id=cfg.organization.id,
                 copy_in_account_ids=cfg.workload_account_ids,
+                hardened=vault.hardened,
+                tags={TAG_BACKUP_TIER: vault.tier},
             ),
-            opts=providers.opts(),
+            providers.opts(),
         )
         air_gapped[vault.tier] = {
-            "arn": gap.arn,
+            "arn": gap.vault_arn,
             "lock": {"min": vault.air_gapped.min_retention_days, "max": vault.air_gapped.max_retention_days},
         }
     outputs: dict[str, Any] = {
@@ -505,11 +503,13 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         # resource type opt in preference has invalid values", #21801), hence the per-region list; preflight
         # compares it with DescribeRegionSettings. Types outside `services` are opted out.
         offered = cfg.region_resource_types[region]
-        aws.backup.RegionSettings(
+        BackupSettings(
             f"region-settings-{region}",
-            resource_type_opt_in_preference={t: t in cfg.services for t in offered.opt_in},
-            resource_type_management_preference=dict(offered.management),
-            opts=providers.opts(region),
+            BackupSettingsArgs(
+                region_opt_in={t: t in cfg.services for t in offered.opt_in},
+                region_management=dict(offered.management),
+            ),
+            providers.opts(region),
         )
     protected_arns, data_outputs = protect_data(cfg, providers)
     outputs: dict[str, Any] = {
@@ -607,7 +607,7 @@ def build_management(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """AWS Backup's global settings; in organization mode, the backup account as delegated administrator."""
     opts = providers.opts()
     # UpdateGlobalSettings works only in the management account (pgf_backup/management.py).
-    aws.backup.GlobalSettings("global-settings", global_settings=GLOBAL_SETTINGS, opts=opts)
+    BackupSettings("global-settings", BackupSettingsArgs(global_settings=GLOBAL_SETTINGS), opts)
     outputs: dict[str, Any] = {"global_settings": GLOBAL_SETTINGS}
     if cfg.scheduling != "organization":
         # Account mode copies across accounts with the global setting alone: nothing more is delegated.

@@ -141,9 +141,9 @@ def test_region_settings_opt_in_the_configured_services(run_stack: RunStack, pro
     # change on every preview (terraform-provider-aws#22744). Ours are true, every other listed type false.
     cfg = project.load_config("dev")
     settings = {s["name"]: s["inputs"] for s in _of_type(run_stack("dev"), "aws:backup/regionSettings:RegionSettings")}
-    assert set(settings) == {"region-settings-ca-central-1", "region-settings-ca-west-1"}
+    assert set(settings) == {"region-settings-ca-central-1-region", "region-settings-ca-west-1-region"}
     for region, listed in cfg.region_resource_types.items():
-        inputs = settings[f"region-settings-{region}"]
+        inputs = settings[f"region-settings-{region}-region"]
         opt_in = inputs["resourceTypeOptInPreference"]
         assert sorted(opt_in) == sorted(listed.opt_in)
         assert {t for t, on in opt_in.items() if on} == {"Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3"}
@@ -165,10 +165,10 @@ def test_region_settings_send_each_regions_own_list(run_stack: RunStack, project
         s["name"]: s["inputs"]
         for s in _of_type(run_stack("lab", Project.find(tmp_path)), "aws:backup/regionSettings:RegionSettings")
     }
-    west = settings["region-settings-ca-west-1"]
+    west = settings["region-settings-ca-west-1-region"]
     assert west["resourceTypeOptInPreference"] == {"DynamoDB": True, "EBS": False, "S3": True}
     assert west["resourceTypeManagementPreference"] == {"DynamoDB": True, "EFS": False}
-    central = settings["region-settings-ca-central-1"]["resourceTypeOptInPreference"]
+    central = settings["region-settings-ca-central-1-region"]["resourceTypeOptInPreference"]
     assert len(central) == 17 and {t for t, on in central.items() if on} == {"DynamoDB", "S3"}
 
 
@@ -542,7 +542,7 @@ def test_management_stack_in_account_mode_only_enables_cross_account_backup(
     run_stack: RunStack, project: Project, tmp_path: Path
 ) -> None:
     plan = run_stack("management", _with_management(project, tmp_path), refs={})
-    custom = [r for r in plan["resources"] if not r["type"].startswith("pulumi:")]
+    custom = [r for r in plan["resources"] if r["custom"] and not r["type"].startswith("pulumi:")]
     assert [r["type"] for r in custom] == ["aws:backup/globalSettings:GlobalSettings"]
     assert custom[0]["inputs"]["globalSettings"] == {"isCrossAccountBackupEnabled": "true"}
     (provider,) = _of_type(plan, "pulumi:providers:aws")

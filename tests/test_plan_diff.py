@@ -42,3 +42,19 @@ def test_a_changed_statement_or_a_missing_resource_is_reported(tmp_path: Path, c
     out = capsys.readouterr().out
     assert "- /stacks/prod/resources/b" in out
     assert '~ /stacks/prod/resources/a/inputs/policy/Statement: [{"Effect": "Deny"' in out
+
+
+def test_allow_moves_pairs_a_resource_moved_into_a_component(tmp_path: Path, capsys: Any) -> None:
+    moved = dict(B, urn="c$b", name="x-region")
+    component = {"urn": "c", "type": "pgf:backup:BackupSettings", "name": "x", "inputs": {}}
+    before = _plan(A, dict(B, name="x"))
+    after = _plan(A, component, dict(moved, inputs=B["inputs"]))
+    (tmp_path / "1.json").write_text(json.dumps(before))
+    (tmp_path / "2.json").write_text(json.dumps(after))
+    files = [str(tmp_path / "1.json"), str(tmp_path / "2.json")]
+    assert _module().main(files) == 1  # by URN: one resource gone, two new
+    assert _module().main(["--allow-moves", *files]) == 0
+    assert "moved b -> c$b" in capsys.readouterr().out
+    changed = dict(moved, inputs={"name": "y"})
+    (tmp_path / "3.json").write_text(json.dumps(_plan(A, component, changed)))
+    assert _module().main(["--allow-moves", files[0], str(tmp_path / "3.json")]) == 1  # its inputs changed too
