@@ -1,8 +1,9 @@
-"""What a workload stack reads from the `backup` stack's outputs, and what makes them unusable.
+"""The `backup` stack's outputs as a typed model: what the backup stack exports, what workload stacks and
+the rollout driver read, and what makes them unusable.
 
-One function serves the program (inside its StackReference) and the rollout driver (before a
-workload stack runs), so a missing vault or a copy that its vault's lock would refuse is found
-before anything is deployed, with the same message.
+One model, `BackupStackOutputs`, names every field; `problems` serves the program (inside its
+StackReference) and the rollout driver (before a workload stack runs), so a missing vault or a copy
+that its vault's lock would refuse is found before anything is deployed, with the same message.
 """
 
 from __future__ import annotations
@@ -10,52 +11,116 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from pgf_backup.config import CopyTarget, StackConfig
 from pgf_backup.constants import ROLE_WORKLOAD
 from pgf_backup.limits import lock_admits
 
-# Where each copy target's vault is in the backup stack's outputs ({tier}, {region} filled in).
-TARGET_PATHS: Mapping[CopyTarget, tuple[str, ...]] = {
-    "backup_account": ("central_vaults", "{tier}", "{region}"),
-    "air_gapped": ("air_gapped_vaults", "{tier}"),
-}
+
+class _Output(BaseModel):
+    """Outputs cross a StackReference as JSON: read leniently (unknown keys kept out), numbers as ints."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-def _lookup(outputs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = outputs
-    for part in path:
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
+class LockRange(_Output):
+    """A vault's lock: the retention range, in days, its recovery points may have."""
+
+    min: int
+    max: int
 
 
-def target_path(cfg: StackConfig, target: CopyTarget) -> tuple[str, ...]:
-    """The output path of a copy target's vault for this stack."""
-    return tuple(p.format(tier=cfg.tier, region=cfg.regions.primary) for p in TARGET_PATHS[target])
+class CentralVaultOutput(_Output):
+    """A central vault of a tier in one region (`central_vaults.<tier>.<region>`)."""
+
+    arn: str | None = None
+    name: str | None = None
+    kms_key_arn: str | None = None
+    lock: LockRange | None = None
+
+
+class AirGappedVaultOutput(_Output):
+    """The logically air-gapped vault of a tier (`air_gapped_vaults.<tier>`)."""
+
+    arn: str | None = None
+    lock: LockRange | None = None
+
+
+class BackupPolicyOutput(_Output):
+    """A tier's BACKUP_POLICY (organization mode: `backup_policies.<tier>`)."""
+
+    policy_id: str | None = None
+    vault_name: str | None = None
+    content: str | None = None
+
+
+class BackupStackOutputs(_Output):
+    """What the backup stack exports for the others (its other outputs are for operators)."""
+
+    account_id: str | None = None
+    service_role_arn: str | None = None
+    central_vaults: dict[str, dict[str, CentralVaultOutput]] = {}
+    air_gapped_vaults: dict[str, AirGappedVaultOutput] = {}
+    backup_policies: dict[str, BackupPolicyOutput] = {}
+
+    def destination(self, target: CopyTarget, tier: str, region: str) -> tuple[str, str | None, LockRange | None]:
+        """(output path, ARN, lock) of the vault a copy target of `tier` lands in from `region`."""
+        if target == "air_gapped":
+            gap = self.air_gapped_vaults.get(tier)
+            return f"air_gapped_vaults.{tier}", gap.arn if gap else None, gap.lock if gap else None
+        central = self.central_vaults.get(tier, {}).get(region)
+        return f"central_vaults.{tier}.{region}", central.arn if central else None, central.lock if central else None
+
+
+# The copy targets whose vaults the backup stack exports (the copy region's vault is the stack's own).
+EXPORTED_TARGETS: tuple[CopyTarget, ...] = ("backup_account", "air_gapped")
+
+
+def read(outputs: Mapping[str, Any]) -> BackupStackOutputs:
+    """The typed outputs (ValueError naming the field when one has the wrong shape)."""
+    try:
+        return BackupStackOutputs.model_validate(dict(outputs))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"output '{where}' is not what the backup stack exports ({first['msg']})") from None
 
 
 def needed_targets(cfg: StackConfig) -> list[CopyTarget]:
     """The copy targets this workload stack reads from the backup stack (account mode)."""
     if cfg.role != ROLE_WORKLOAD or cfg.plan is None or cfg.scheduling != "account":
         return []
-    return [t for t in cfg.copy_targets() if t in TARGET_PATHS]
+    return [t for t in cfg.copy_targets() if t in EXPORTED_TARGETS]
+
+
+def destination_arn(cfg: StackConfig, target: CopyTarget, outputs: Mapping[str, Any]) -> str:
+    """The ARN of a copy target's vault for this stack (once `problems` found none)."""
+    _, arn, _ = read(outputs).destination(target, str(cfg.tier), cfg.regions.primary)
+    return str(arn)
 
 
 def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
     """Everything that keeps this workload stack from using the backup stack's outputs (empty: none)."""
     if cfg.role != ROLE_WORKLOAD or cfg.tier is None:
         return []
+    try:
+        typed = read(outputs)
+    except ValueError as error:
+        return [str(error)]
     found: list[str] = []
-    account = outputs.get("account_id")
-    if account is None:
+    if typed.account_id is None:
         found.append("output 'account_id' is missing")
-    elif account != cfg.backup_account_id:
-        found.append(f"output 'account_id' is {account}, but this stack's accounts.backup is {cfg.backup_account_id}")
+    elif typed.account_id != cfg.backup_account_id:
+        found.append(
+            f"output 'account_id' is {typed.account_id}, but this stack's accounts.backup is {cfg.backup_account_id}"
+        )
     if cfg.scheduling == "organization":
-        path: tuple[str, ...] = ("backup_policies", cfg.tier, "vault_name")
-        expected = _lookup(outputs, path)
+        policy = typed.backup_policies.get(cfg.tier)
+        expected = policy.vault_name if policy else None
         key = cfg.central_vault_key(cfg.tier) or ""
         if not expected:
-            found.append(f"output '{'.'.join(path)}' is missing")
+            found.append(f"output 'backup_policies.{cfg.tier}.vault_name' is missing")
         elif key and expected != cfg.vault_name(key):
             found.append(
                 f"vaults.{key}.name: the {cfg.tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
@@ -65,22 +130,17 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
     assert cfg.plan is not None  # account mode: required by the config model
     rules = cfg.plan.all_rules()
     for target in needed_targets(cfg):
-        path = target_path(cfg, target)
-        entry = _lookup(outputs, path)
-        if not isinstance(entry, Mapping) or not entry.get("arn"):
-            found.append(f"output '{'.'.join(path)}.arn' is missing")
+        path, arn, lock = typed.destination(target, cfg.tier, cfg.regions.primary)
+        if not arn:
+            found.append(f"output '{path}.arn' is missing")
             continue
-        lock = entry.get("lock")
-        if not lock:
+        if lock is None:
             continue
-        # Numbers cross a StackReference as floats.
-        low, high = int(lock["min"]), int(lock["max"])
         for name, rule in rules.items():
             days = rule.lifecycle(target).delete_after_days
-            if not lock_admits(low, high, days):
-                where = rule.key("plan", name)
+            if not lock_admits(lock.min, lock.max, days):
                 found.append(
-                    f"{where}: a copy kept {days} days lands in {entry['arn']}, whose lock allows {low}-{high} days; "
-                    "AWS Backup would fail the copy"
+                    f"{rule.key('plan', name)}: a copy kept {days} days lands in {arn}, whose lock allows "
+                    f"{lock.min}-{lock.max} days; AWS Backup would fail the copy"
                 )
     return found

@@ -481,13 +481,6 @@ def _selection_summary(outputs: dict[str, Any], selected_by: str, continuous: st
         database["continuous_rule"] = continuous
 
 
-def _arn_at(path: tuple[str, ...], outputs: dict[str, Any]) -> str:
-    value: Any = outputs
-    for part in path:
-        value = value[part]
-    return str(value["arn"])
-
-
 def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """Local vaults, service role, region settings and (account mode) the tier's plan."""
     assert cfg.tier is not None
@@ -525,7 +518,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     checked = reference.outputs.apply(functools.partial(_checked, cfg))
     if cfg.scheduling == "organization":
         # The policy names the vault by name in every member account: `_checked` compares them.
-        outputs["policy_vault_name"] = checked.apply(lambda o: o["backup_policies"][tier]["vault_name"])
+        outputs["policy_vault_name"] = checked.apply(lambda o: backup_outputs.read(o).backup_policies[tier].vault_name)
         _selection_summary(
             outputs, f"BACKUP_POLICY {cfg.tags.application}-{tier}, by tag {TAG_BACKUP_TIER}={tier}", None
         )
@@ -543,7 +536,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     targets = cfg.copy_targets()
     all_rules = plan.all_rules()
     destinations: dict[CopyTarget, pulumi.Input[str]] = {
-        target: checked.apply(functools.partial(_arn_at, backup_outputs.target_path(cfg, target)))
+        target: checked.apply(functools.partial(backup_outputs.destination_arn, cfg, target))
         for target in backup_outputs.needed_targets(cfg)
     }
     if "copy_region" in targets and copy is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from pgf_backup import backup_outputs as wiring
 from pgf_backup.project import Project
 from tests.conftest import config_of, stack_values
@@ -58,3 +60,30 @@ def test_organization_mode_vault_name_must_match_the_policy(project: Project) ->
     ]
     outputs["backup_policies"]["prod"]["vault_name"] = "pgf-prod"
     assert wiring.problems(cfg, outputs) == []
+
+
+def test_the_backup_stacks_outputs_are_what_the_model_reads(backup_outputs: dict[str, Any]) -> None:
+    """The backup stack writes what `BackupStackOutputs` names: every central vault with its ARN, key and lock."""
+    from pgf_backup.backup_outputs import read
+
+    typed = read(backup_outputs)
+    assert typed.account_id == "100000000010"
+    assert typed.service_role_arn == "arn:aws:iam::100000000010:role/pgf-backup-service-role"
+    for tier in ("lab", "dev", "prod"):
+        for region in ("ca-central-1", "ca-west-1"):
+            _, arn, lock = typed.destination("backup_account", tier, region)
+            assert arn == f"arn:aws:backup:{region}:100000000010:backup-vault:pgf-{tier}"
+            assert lock is not None and lock.min >= 7
+    path, arn, lock = typed.destination("air_gapped", "prod", "ca-central-1")
+    assert (path, lock) == (
+        "air_gapped_vaults.prod",
+        read({"air_gapped_vaults": {"prod": {"lock": {"min": 35, "max": 3650}}}}).air_gapped_vaults["prod"].lock,
+    )
+    assert arn and arn.endswith(":backup-vault:pgf-prod-air-gapped")
+
+
+def test_outputs_of_the_wrong_shape_are_named() -> None:
+    from pgf_backup.backup_outputs import read
+
+    with pytest.raises(ValueError, match=r"output 'central_vaults\.prod' is not what the backup stack exports"):
+        read({"central_vaults": {"prod": "arn:aws:backup:..."}})
