@@ -1,0 +1,460 @@
+"""The sections of a stack's configuration: organization, regions, roles, tags, vaults and locks, plans
+and their rules, buckets and databases. Each is a frozen model; cross-section rules live on the stack."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from pgf_backup.config.types import (
+    DEFAULT_VAULT_EVENTS,
+    Days,
+    Model,
+    NotifyEvent,
+    Region,
+    RoleName,
+    Schedule,
+    TagKey,
+    Tier,
+    TimeZone,
+    VaultName,
+)
+from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, DEFAULT_SERVICE_ROLE
+from pgf_backup.limits import (
+    COLD_STORAGE_MIN_DAYS,
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    DEFAULT_TIER_BOUNDS,
+    MAX_RULES_PER_PLAN,
+    PROD_MIN_RETENTION_DAYS,
+    VAULT_LOCK_MIN_CHANGEABLE_DAYS,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+class AirGapped(Model):
+    """A logically air-gapped vault: recovery points no account can delete or re-key."""
+
+    min_retention_days: Annotated[int, Field(ge=7, le=36500)]
+    max_retention_days: Annotated[int, Field(ge=7, le=36500)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AirGapped:
+        if self.min_retention_days > self.max_retention_days:
+            raise ValueError(
+                f"min_retention_days ({self.min_retention_days}) must be <= "
+                f"max_retention_days ({self.max_retention_days})"
+            )
+        return self
+
+
+OptInService = Literal[
+    "Aurora", "DocumentDB", "DynamoDB", "EBS", "EC2", "EFS", "FSx", "Neptune", "RDS", "S3", "Redshift"
+]
+# A key of DescribeRegionSettings' maps. botocore's pattern (^[a-zA-Z0-9\-\_\.]{1,50}$) has no space, yet
+# its own GetSupportedResourceTypes documentation lists "SAP HANA on Amazon EC2" and "Storage Gateway".
+ResourceType = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,49}$")]
+# Full AWS Backup management (cross-account copies, cold storage, independent encryption).
+FULLY_MANAGED: tuple[OptInService, ...] = ("DynamoDB", "EFS")
+
+
+class RegionResourceTypes(Model):
+    """The resource types AWS Backup offers in one region, as `aws backup describe-region-settings` lists them."""
+
+    # The keys of ResourceTypeOptInPreference.
+    opt_in: Annotated[tuple[ResourceType, ...], Field(min_length=1)]
+    # ResourceTypeManagementPreference, as this stack sets it.
+    management: dict[ResourceType, bool] = Field(default_factory=dict)
+
+
+PolicyTarget = Annotated[str, Field(pattern=r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$")]
+
+
+class Organization(Model):
+    """The AWS Organization the accounts belong to."""
+
+    id: Annotated[str | None, Field(pattern=r"^o-[a-z0-9]{10,32}$")] = None
+    # Organization mode: where each tier's BACKUP_POLICY is attached (root r-..., OU ou-..., account).
+    policy_targets: dict[Tier, Annotated[tuple[PolicyTarget, ...], Field(min_length=1)]] = Field(default_factory=dict)
+    # The organization's root (r-...): the management stack's delegation policy names it, as AWS's example does.
+    root_id: Annotated[str | None, Field(pattern=r"^r-[0-9a-z]{4,32}$")] = None
+
+
+class Regions(Model):
+    """Primary region of the workloads and the region copies go to."""
+
+    primary: Region
+    copy_region: Annotated[Region | None, Field(alias="copy")] = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Regions:
+        if self.copy_region == self.primary:
+            raise ValueError(
+                f"copy region {self.copy_region!r} equals the primary region: "
+                "a cross-region copy needs another region (or leave 'copy' out)"
+            )
+        return self
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """The primary region, then the copy region if any."""
+        return (self.primary,) if self.copy_region is None else (self.primary, self.copy_region)
+
+
+class Iam(Model):
+    """Role names, the same in every account of the rollout."""
+
+    deploy_role: RoleName = DEFAULT_DEPLOY_ROLE
+    break_glass_role: RoleName = DEFAULT_BREAK_GLASS_ROLE
+    # The role AWS Backup assumes; organization policies name it in every member account.
+    service_role: RoleName = DEFAULT_SERVICE_ROLE
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Iam:
+        if self.deploy_role == self.break_glass_role:
+            raise ValueError("deploy_role and break_glass_role must be different roles")
+        return self
+
+
+class Tags(Model):
+    """Values of the strategy's tag scheme that this stack applies."""
+
+    # Also the prefix of vault, plan and topic names: letters, digits and '-' only.
+    application: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,29}$")] = "pgf"
+    data_classification: Literal["public", "internal", "confidential", "restricted"] = "confidential"
+    extra: dict[TagKey, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
+
+
+class Bounds(Model):
+    """Retention bounds of a tier, in days."""
+
+    min_days: Days
+    max_days: Days
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min_days > self.max_days:
+            raise ValueError(f"min_days ({self.min_days}) must be <= max_days ({self.max_days})")
+        return self
+
+
+class TierBounds(Model):
+    """Retention bounds per tier; defaults follow the strategy (lab/dev 7-14 days, prod >= 35)."""
+
+    lab: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["lab"][0], max_days=DEFAULT_TIER_BOUNDS["lab"][1])
+    dev: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["dev"][0], max_days=DEFAULT_TIER_BOUNDS["dev"][1])
+    prod: Bounds = Bounds(min_days=DEFAULT_TIER_BOUNDS["prod"][0], max_days=DEFAULT_TIER_BOUNDS["prod"][1])
+
+    @model_validator(mode="after")
+    def _prod_floor(self) -> TierBounds:
+        if self.prod.min_days < PROD_MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"prod.min_days ({self.prod.min_days}) is below the strategy's prod floor of "
+                f"{PROD_MIN_RETENTION_DAYS} days"
+            )
+        return self
+
+    def of(self, tier: Tier) -> Bounds:
+        """Bounds of one tier."""
+        bounds: Bounds = getattr(self, tier)
+        return bounds
+
+
+class VaultLock(Model):
+    """AWS Backup Vault Lock: compliance mode (immutable after the grace time) or governance."""
+
+    mode: Literal["compliance", "governance"]
+    min_retention_days: Annotated[int, Field(ge=1, le=36500)]
+    max_retention_days: Annotated[int, Field(ge=1, le=36500)]
+    changeable_for_days: Annotated[int | None, Field(ge=VAULT_LOCK_MIN_CHANGEABLE_DAYS)] = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> VaultLock:
+        if self.min_retention_days > self.max_retention_days:
+            raise ValueError(
+                f"min_retention_days ({self.min_retention_days}) must be <= "
+                f"max_retention_days ({self.max_retention_days})"
+            )
+        if self.mode == "compliance" and self.changeable_for_days is None:
+            raise ValueError(
+                "compliance mode needs changeable_for_days (>= 3): the grace time before the lock becomes immutable"
+            )
+        if self.mode == "governance" and self.changeable_for_days is not None:
+            raise ValueError(
+                "changeable_for_days makes the lock a compliance lock; remove it for "
+                "governance mode or set mode: compliance"
+            )
+        return self
+
+
+class Vault(Model):
+    """One backup vault, created in each region of the stack."""
+
+    tier: Tier
+    name: VaultName | None = None
+    lock: VaultLock | None = None
+    notify_events: Annotated[tuple[NotifyEvent, ...], Field(min_length=1)] = DEFAULT_VAULT_EVENTS
+    # Backup account only: also a logically air-gapped vault of this tier, a further copy target.
+    air_gapped: AirGapped | None = None
+
+    @property
+    def hardened(self) -> bool:
+        """Production hardening of this vault and its key (protected, retained, guarded): the prod tier."""
+        return self.tier == "prod"
+
+
+class Lifecycle(Model):
+    """How long a recovery point (or a copy of it) is kept."""
+
+    delete_after_days: Days
+    cold_storage_after_days: Days | None = None
+
+    @model_validator(mode="after")
+    def _cold_storage(self) -> Lifecycle:
+        cold = self.cold_storage_after_days
+        if cold is not None and self.delete_after_days < cold + COLD_STORAGE_MIN_DAYS:
+            raise ValueError(
+                f"delete_after_days ({self.delete_after_days}) must be at least "
+                f"{COLD_STORAGE_MIN_DAYS} days after cold_storage_after_days ({cold}): "
+                f"AWS Backup keeps cold storage for 90 days minimum, so >= {cold + COLD_STORAGE_MIN_DAYS}"
+            )
+        return self
+
+
+CopyTarget = Literal["backup_account", "copy_region", "air_gapped"]
+
+
+class Copies(Model):
+    """Lifecycle of each copy; a copy left out keeps the rule's own lifecycle."""
+
+    backup_account: Lifecycle | None = None
+    copy_region: Lifecycle | None = None
+    air_gapped: Lifecycle | None = None
+
+
+class Rule(Lifecycle):
+    """One scheduled backup rule of a tier's plan."""
+
+    schedule: Schedule
+    timezone: TimeZone = "UTC"
+    start_window_minutes: Annotated[int, Field(ge=60, le=43200)] = 60
+    completion_window_minutes: Annotated[int, Field(ge=120, le=43200)] = 480
+    recovery_point_tags: dict[TagKey, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
+    copies: Copies = Copies()
+    # The continuous backup's rule (point-in-time restore) is a `ContinuousRule`.
+    continuous: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _windows(self) -> Rule:
+        if self.completion_window_minutes <= self.start_window_minutes:
+            raise ValueError(
+                f"completion_window_minutes ({self.completion_window_minutes}) must be greater "
+                f"than start_window_minutes ({self.start_window_minutes})"
+            )
+        return self
+
+    def lifecycle(self, target: CopyTarget | None = None) -> Lifecycle:
+        """Lifecycle of the recovery point (no target) or of one of its copies."""
+        own = Lifecycle(delete_after_days=self.delete_after_days, cold_storage_after_days=self.cold_storage_after_days)
+        copy: Lifecycle | None = getattr(self.copies, target) if target else None
+        return copy or own
+
+    def key(self, prefix: str, name: str) -> str:
+        """The config key path of this rule under a plan's `prefix` (`plan`, `plans.<tier>`)."""
+        return f"{prefix}.continuous" if self.continuous else f"{prefix}.rules.{name}"
+
+    def retention_key(self, prefix: str, name: str) -> str:
+        """The config key path of this rule's own retention."""
+        return f"{self.key(prefix, name)}.{'retention_days' if self.continuous else 'delete_after_days'}"
+
+
+class ContinuousRule(Rule):
+    """The rule of a plan's continuous backup: its lifecycle is the point-in-time restore window."""
+
+    continuous: ClassVar[bool] = True
+
+
+class Continuous(Model):
+    """Continuous backup (point-in-time restore) for the resource types that support it (RDS, S3)."""
+
+    enabled: bool = True
+    retention_days: Annotated[int, Field(ge=1, le=CONTINUOUS_MAX_RETENTION_DAYS)] = 35
+    schedule: Schedule = "cron(0 4 ? * * *)"
+    timezone: TimeZone = "UTC"
+    # Copies of a continuous recovery point are snapshots: their own lifecycle may be longer.
+    copies: Copies = Copies()
+
+    def as_rule(self) -> Rule:
+        """The continuous backup as a plan rule (its lifecycle is the PITR window)."""
+        return ContinuousRule(
+            schedule=self.schedule,
+            timezone=self.timezone,
+            delete_after_days=self.retention_days,
+            copies=self.copies,
+        )
+
+
+ResourceArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+$")]
+
+
+class Selection(Model):
+    """Which resources a tier's plan protects, besides the strategy's tags."""
+
+    # Also require `application=<tags.application>` on tagged resources.
+    scope_application: bool = True
+    resources: tuple[ResourceArn, ...] = ()
+    not_resources: tuple[ResourceArn, ...] = ()
+
+
+StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
+RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
+CONTINUOUS_RULE = "continuous"
+
+
+class Plan(Model):
+    """A tier's backup plan: rules, continuous backup, copies and selection."""
+
+    rules: Annotated[dict[RuleName, Rule], Field(min_length=1)]
+    continuous: Continuous | None = None
+    selection: Selection = Selection()
+    copy_to_backup_account: bool = True
+    copy_to_region: bool = True
+    copy_to_air_gapped: bool = False
+
+    @model_validator(mode="after")
+    def _names(self) -> Plan:
+        if CONTINUOUS_RULE in self.rules:
+            raise ValueError(f"rules.{CONTINUOUS_RULE}: this name is reserved for the 'continuous' section")
+        if len(self.all_rules()) > MAX_RULES_PER_PLAN:
+            raise ValueError(
+                f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
+                f"{MAX_RULES_PER_PLAN} per plan"
+            )
+        return self
+
+    def all_rules(self) -> dict[str, Rule]:
+        """Scheduled rules, then the continuous rule if enabled."""
+        rules = dict(self.rules)
+        if self.continuous and self.continuous.enabled:
+            rules[CONTINUOUS_RULE] = self.continuous.as_rule()
+        return rules
+
+
+StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+KmsKeyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")]
+PrincipalArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
+SENSITIVE = ("confidential", "restricted")
+
+
+# Storage classes AWS Backup for S3 skips.
+UNBACKED_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+
+
+class Transition(Model):
+    """Move current objects to a colder storage class after some days."""
+
+    days: Annotated[int, Field(ge=0, le=36500)]
+    storage_class: StorageClass
+
+
+class ObjectLock(Model):
+    """Default Object Lock retention (the bucket must have been created with Object Lock on)."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: Annotated[int, Field(ge=1, le=36500)]
+
+
+class AppAccess(Model):
+    """An application principal keeping its access through the bucket policy."""
+
+    principal: PrincipalArn
+    actions: Annotated[tuple[Annotated[str, Field(pattern=r"^s3:[A-Za-z*]+$")], ...], Field(min_length=1)] = (
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    )
+
+
+class Bucket(Model):
+    """An application bucket this stack protects (attached by name, never created or replaced)."""
+
+    classification: Literal["public", "internal", "confidential", "restricted"]
+    versioning: bool = True
+    encryption: bool = True
+    # An existing customer-managed key; by default the stack creates one for the bucket.
+    kms_key_arn: KmsKeyArn | None = None
+    block_public_access: bool = True
+    tls_only: bool = True
+    application_access: tuple[AppAccess, ...] = ()
+    noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=36500)] = 90
+    transitions: tuple[Transition, ...] = ()
+    # True only if the bucket was created with Object Lock enabled (it cannot be turned on later).
+    object_lock_enabled: bool = False
+    object_lock: ObjectLock | None = None
+    backup: bool = True
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Bucket:
+        problems = []
+        if self.classification in SENSITIVE:
+            off = [
+                k
+                for k in ("versioning", "encryption", "block_public_access", "tls_only", "backup")
+                if not getattr(self, k)
+            ]
+            if off:
+                problems.append(
+                    f"{', '.join(off)} cannot be turned off for a {self.classification} bucket "
+                    "(the strategy's S3 prerequisites)"
+                )
+        if self.backup and not self.versioning:
+            problems.append("versioning: AWS Backup for S3 needs versioning on (or set backup: false)")
+        if self.backup and any(t.storage_class in UNBACKED_CLASSES for t in self.transitions):
+            problems.append(
+                "transitions: AWS Backup for S3 does not back up objects in GLACIER (Flexible Retrieval) or "
+                "DEEP_ARCHIVE, so they would silently leave the backups; use GLACIER_IR, or set backup: false"
+            )
+        days = [t.days for t in self.transitions]
+        if days != sorted(set(days)):
+            problems.append(f"transitions: days {days} must increase from one transition to the next")
+        for transition in self.transitions:
+            if transition.storage_class in ("STANDARD_IA", "ONEZONE_IA") and transition.days < 30:
+                problems.append(
+                    f"transitions: S3 moves objects to {transition.storage_class} after 30 days at the earliest, "
+                    f"not {transition.days}"
+                )
+        if self.object_lock and not self.object_lock_enabled:
+            problems.append(
+                "object_lock: the bucket must have been created with Object Lock enabled; set "
+                "object_lock_enabled: true only if it was"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Database(Model):
+    """An RDS instance or Aurora cluster this stack protects (never created or modified)."""
+
+    kind: Literal["instance", "cluster"]
+    region: Region | None = None
+    # `customer`: encrypted with a customer-managed key; `aws-managed`: aws/rds (no cross-account copy).
+    encryption: Literal["customer", "aws-managed"] = "customer"
+    # The database's own key: its snapshots keep it, so copies to the backup account need a grant on it.
+    kms_key_arn: KmsKeyArn | None = None
+
+
+class AwsConfigRules(Model):
+    """AWS Config rules checking the RDS posture (AWS Config must be recording in the account)."""
+
+    enabled: bool = True
+    min_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+
+
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+DbIdentifier = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")]

@@ -1,0 +1,399 @@
+"""A whole stack's configuration (`StackConfig`): its sections, the rules across them for each role,
+and the facts derived from them once (copy targets, names, hardened tier, role ARNs)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from pgf_backup.config.sections import (
+    FULLY_MANAGED,
+    AwsConfigRules,
+    Bucket,
+    BucketName,
+    CopyTarget,
+    Database,
+    DbIdentifier,
+    Iam,
+    OptInService,
+    Organization,
+    Plan,
+    RegionResourceTypes,
+    Regions,
+    StackName,
+    Tags,
+    TierBounds,
+    Vault,
+    VaultLock,
+)
+from pgf_backup.config.types import AccountId, Model, Region, Role, Tier, partition
+from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
+from pgf_backup.limits import lock_admits
+from pgf_backup.schedules import ScheduleError, utc_schedule
+
+# The keys the management stack reads (role: management).
+MANAGEMENT_KEYS = frozenset({"role", "accounts", "organization", "regions", "iam", "tags", "scheduling"})
+
+
+class StackConfig(Model):
+    """The whole configuration of one stack (keys of the `pgf-backup:` namespace)."""
+
+    role: Role
+    tier: Tier | None = None
+    accounts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")], AccountId]
+    organization: Organization = Organization()
+    regions: Regions
+    iam: Iam = Iam()
+    tags: Tags = Tags()
+    tier_bounds: TierBounds = TierBounds()
+    # Required (at least one) except in the management stack, which has none (checked below).
+    vaults: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault] = Field(default_factory=dict)
+    scheduling: Literal["account", "organization"] = "account"
+    plan: Plan | None = None
+    # Backup account in organization mode: each tier's plan, written as a BACKUP_POLICY.
+    plans: dict[Tier, Plan] = Field(default_factory=dict)
+    # Workload stacks: application data this stack protects.
+    buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
+    databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
+    aws_config_rules: AwsConfigRules = AwsConfigRules()
+    # Workload stacks: services opted in to AWS Backup in the account's region settings.
+    services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
+    # Workload stacks: per region, every resource type AWS Backup offers there (region settings send whole maps).
+    region_resource_types: dict[Region, RegionResourceTypes] = Field(default_factory=dict)
+    # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
+    # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
+    backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
+    # Backup account stack: the workload stacks after it, in rollout order (a canary rollout).
+    rollout_order: Annotated[tuple[StackName, ...], Field(min_length=1)] = ("lab", "dev", "prod")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        errors: list[str] = []
+        if STACK_BACKUP not in self.accounts:
+            errors.append("accounts: the backup account is missing (key 'backup')")
+        if self.role == ROLE_MANAGEMENT:
+            self._check_management(errors)
+        elif self.role == ROLE_WORKLOAD:
+            self._check_workload(errors)
+        else:
+            self._check_backup_account(errors)
+        if self.role != ROLE_MANAGEMENT and not self.vaults:
+            errors.append("vaults: at least one vault is needed (vaults.<key> with its tier)")
+        backup_id = self.accounts.get(STACK_BACKUP)
+        for name, account in self.accounts.items():
+            if name == STACK_MANAGEMENT and account == backup_id:
+                # RegisterDelegatedAdministrator "Enables the specified member account" (botocore's Organizations
+                # model): the management account cannot be AWS Backup's delegated administrator.
+                errors.append(
+                    f"accounts.{name}: {account} is the backup account's id; the backup account must be a member "
+                    "account distinct from the organization's management account"
+                )
+            elif name != STACK_BACKUP and account == backup_id:
+                errors.append(
+                    f"accounts.{name}: {account} is the backup account's id; the backup account "
+                    "must be distinct from every workload account"
+                )
+        self._check_vaults(errors)
+        self._check_region_resource_types(errors)
+        if len(set(self.rollout_order)) != len(self.rollout_order) or STACK_BACKUP in self.rollout_order:
+            errors.append(
+                f"rollout_order: {list(self.rollout_order)} must list each workload stack once, without 'backup' "
+                "(it always goes first)"
+            )
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    def _check_management(self, errors: list[str]) -> None:
+        if STACK_MANAGEMENT not in self.accounts:
+            errors.append(
+                "accounts: the management stack deploys into the organization's management account: "
+                "give its id (key 'management')"
+            )
+        # Every other key configures vaults, plans or data, which the management account does not hold.
+        for key in sorted(self.model_fields_set - MANAGEMENT_KEYS):
+            errors.append(
+                f"{key}: not used by the management stack (role: management), which only sets AWS Backup's global "
+                "settings, the delegated administrator and the Organizations delegation policy; allowed keys: "
+                f"{', '.join(sorted(MANAGEMENT_KEYS))}"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.organization.root_id:
+                errors.append(
+                    "organization.root_id: organization mode's delegation policy names the organization's root "
+                    "(r-..., from `aws organizations list-roots` in the management account)"
+                )
+
+    def _check_backup_account(self, errors: list[str]) -> None:
+        if self.buckets or self.databases:
+            errors.append("buckets, databases: application data is protected in its workload stack")
+        if self.tier is not None:
+            errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
+        if self.plan is not None:
+            errors.append(
+                "plan: the backup account has no plan of its own; in account mode plans live in the workload "
+                "stacks (plan), in organization mode here under plans.<tier>"
+            )
+        if self.scheduling == "account" and self.plans:
+            errors.append(
+                "plans: only used in organization mode (scheduling: organization); move them to the "
+                "workload stacks' plan"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.plans:
+                errors.append("plans: organization mode needs a plan per tier (plans.<tier>.rules)")
+            for tier in self.plans:
+                if tier not in self.organization.policy_targets:
+                    errors.append(
+                        f"organization.policy_targets.{tier}: where the {tier} BACKUP_POLICY is attached "
+                        "(root r-..., OU ou-..., or account ids) is missing"
+                    )
+                if not self.central_vault_key(tier):
+                    errors.append(f"plans.{tier}: no vault of tier {tier!r} in vaults to receive its copies")
+        for tier, plan in self.plans.items():
+            central = self.central_vault_key(tier) or ""
+            vault = self.vaults.get(central)
+            locks: dict[CopyTarget | None, tuple[str, VaultLock | None]] = {}
+            if vault and vault.lock:
+                locks["backup_account"] = (central, vault.lock)
+            if vault and vault.air_gapped:
+                gap = vault.air_gapped
+                locks["air_gapped"] = (
+                    f"{central} (air-gapped)",
+                    VaultLock(
+                        mode="governance",
+                        min_retention_days=gap.min_retention_days,
+                        max_retention_days=gap.max_retention_days,
+                    ),
+                )
+            elif plan.copy_to_air_gapped:
+                errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
+            self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
+            for name, rule in plan.all_rules().items():
+                # The BACKUP_POLICY takes UTC crons only: refused here, before any stack runs.
+                try:
+                    utc_schedule(rule.schedule, rule.timezone)
+                except ScheduleError as error:
+                    errors.append(f"{rule.key(f'plans.{tier}', name)}.timezone: {error}")
+
+    def _check_workload(self, errors: list[str]) -> None:
+        if self.tier is None:
+            errors.append("tier: a workload stack needs its tier (lab, dev or prod)")
+            return
+        if self.tier not in self.accounts:
+            errors.append(f"accounts: no account for this stack's tier {self.tier!r}")
+        if self.plans:
+            errors.append("plans: only the backup account holds plans per tier (organization mode)")
+        for key, vault in self.vaults.items():
+            if vault.tier != self.tier:
+                errors.append(
+                    f"vaults.{key}.tier: {vault.tier!r} in a {self.tier!r} stack; a workload "
+                    "account only hosts vaults of its own tier"
+                )
+            if vault.air_gapped is not None:
+                errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
+        self._check_data(errors)
+        if self.scheduling == "organization":
+            if self.plan is not None:
+                errors.append(
+                    "plan: in organization mode the plan comes from the backup stack's BACKUP_POLICY "
+                    f"(plans.{self.tier} in Pulumi.backup.yaml); remove it here"
+                )
+            return
+        if self.plan is None:
+            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules) in account mode")
+            return
+        key = self.central_vault_key(self.tier) or ""
+        lock = self.vaults[key].lock if key in self.vaults else None
+        # The recovery point lands in the local vault, the region copy in its copy-region twin.
+        self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
+
+    def _check_plan(
+        self,
+        prefix: str,
+        tier: Tier,
+        plan: Plan,
+        locks: Mapping[CopyTarget | None, tuple[str, VaultLock | None]],
+        errors: list[str],
+    ) -> None:
+        """Every lifecycle of a plan within the tier's bounds and the lock of the vault it lands in."""
+        bounds = self.tier_bounds.of(tier)
+        targets = self.copy_targets(plan)
+        for rule_name, rule in plan.all_rules().items():
+            path = rule.key(prefix, rule_name)
+            for target in (None, *targets):
+                days = rule.lifecycle(target).delete_after_days
+                inherited = target is not None and getattr(rule.copies, target) is None
+                where = (
+                    rule.retention_key(prefix, rule_name)
+                    if target is None or inherited
+                    else f"{path}.copies.{target}.delete_after_days"
+                )
+                # A copy that keeps the rule's lifecycle shares its bounds (reported once, for the rule),
+                # but not always its vault's lock.
+                in_bounds = inherited and not rule.continuous
+                pitr_window = rule.continuous and target is None
+                if not in_bounds and not pitr_window and days < bounds.min_days:
+                    floor = " (prod keeps backups at least 35 days)" if tier == "prod" else ""
+                    errors.append(
+                        f"{where}: {days} is below the {tier} minimum of {bounds.min_days} days{floor} "
+                        f"(tier_bounds.{tier})"
+                    )
+                if days > bounds.max_days and not in_bounds:
+                    errors.append(
+                        f"{where}: {days} is above the {tier} maximum of {bounds.max_days} days (tier_bounds.{tier})"
+                    )
+                vault_key, lock = locks.get(target, ("", None))
+                if lock and not lock_admits(lock.min_retention_days, lock.max_retention_days, days):
+                    lands = "the copy" if target else "the recovery point"
+                    errors.append(
+                        f"{where}: {days} is outside the lock of vault {vault_key!r} "
+                        f"({lock.min_retention_days}-{lock.max_retention_days} days) where {lands} lands; "
+                        "AWS Backup would fail every such job"
+                    )
+
+    def _check_region_resource_types(self, errors: list[str]) -> None:
+        """Workload stacks list, per region, the whole set of types their region settings send."""
+        if self.role != ROLE_WORKLOAD:
+            # Opt-in and full management decide how AWS Backup backs up an account's own resources; the
+            # backup account has none to back up, and copies land in its vaults whatever its settings say.
+            # (The management stack refuses every key it does not read.)
+            if self.role == ROLE_BACKUP_ACCOUNT and self.region_resource_types:
+                errors.append(
+                    "region_resource_types: only workload stacks manage AWS Backup region settings; the backup "
+                    "account backs up no resources of its own (it receives copies), so remove it here"
+                )
+            return
+        for region in self.regions.all:
+            listed = self.region_resource_types.get(region)
+            if listed is None:
+                errors.append(
+                    f"region_resource_types.{region}: missing: list what `aws backup describe-region-settings "
+                    f"--region {region}` returns in this account (opt_in: the keys of ResourceTypeOptInPreference; "
+                    "management: ResourceTypeManagementPreference)"
+                )
+                continue
+            if len(set(listed.opt_in)) != len(listed.opt_in):
+                errors.append(f"region_resource_types.{region}.opt_in: lists a resource type more than once")
+            for service in self.services:
+                if service not in listed.opt_in:
+                    errors.append(
+                        f"services: {service} is not offered by AWS Backup in {region} (it is not in "
+                        f"region_resource_types.{region}.opt_in)"
+                    )
+                elif service in FULLY_MANAGED and listed.management.get(service) is not True:
+                    errors.append(
+                        f"region_resource_types.{region}.management.{service}: must be true: {service} is in services, "
+                        "and copying its recovery points to another account or region needs full AWS Backup management"
+                    )
+
+    def _check_data(self, errors: list[str]) -> None:
+        copies_cross_account = self.scheduling == "organization" or (
+            self.plan is not None and self.plan.copy_to_backup_account
+        )
+        for name, database in self.databases.items():
+            if database.region not in (None, self.regions.primary):
+                errors.append(
+                    f"databases.{name}.region: {database.region} is not the primary region {self.regions.primary}; "
+                    "backup plans and selections are regional, so this stack would never back it up"
+                )
+            if database.encryption == "customer" and copies_cross_account and database.kms_key_arn is None:
+                errors.append(
+                    f"databases.{name}.kms_key_arn: required: its snapshots keep the database's key, and the copy "
+                    "to the backup account needs a grant on that key (give the key's ARN)"
+                )
+            if database.encryption == "aws-managed" and copies_cross_account:
+                errors.append(
+                    f"databases.{name}.encryption: an RDS snapshot encrypted with the AWS-managed key aws/rds "
+                    "cannot be copied to another account, and the plan copies to the backup account; "
+                    "re-encrypt the database with a customer-managed key (snapshot, copy with a CMK, restore) "
+                    "or set plan.copy_to_backup_account: false"
+                )
+
+    def central_vault_key(self, tier: str) -> str | None:
+        """The first vault of a tier: it receives the tier's recovery points (and copies)."""
+        return next((key for key, vault in self.vaults.items() if vault.tier == tier), None)
+
+    def _check_vaults(self, errors: list[str]) -> None:
+        names: dict[str, str] = {}
+        for key, vault in self.vaults.items():
+            name = self.vault_name(key)
+            longest = self.air_gapped_vault_name(key) if vault.air_gapped else name
+            if not re.fullmatch(r"[A-Za-z0-9_-]{2,50}", longest):
+                errors.append(
+                    f"vaults.{key}: the vault name {longest!r} (from tags.application and the key, or "
+                    f"vaults.{key}.name) must be 2-50 letters, digits, '-' or '_'"
+                )
+            if name in names:
+                errors.append(f"vaults.{key}.name: {name!r} is already the name of vault {names[name]!r}")
+            names[name] = key
+            lock = vault.lock
+            if lock is None:
+                continue
+            floor = self.tier_bounds.of(vault.tier).min_days
+            if vault.tier == "prod" and lock.min_retention_days < floor:
+                errors.append(
+                    f"vaults.{key}.lock.min_retention_days: {lock.min_retention_days} is below "
+                    f"the prod minimum of {floor} days"
+                )
+
+    # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def account_id(self) -> str:
+        """Account this stack deploys into."""
+        if self.role == ROLE_MANAGEMENT:
+            return self.accounts[STACK_MANAGEMENT]
+        return self.accounts[STACK_BACKUP if self.role == ROLE_BACKUP_ACCOUNT else str(self.tier)]
+
+    @property
+    def workload_account_ids(self) -> list[str]:
+        """The accounts other than the backup and the management account (sorted, each once)."""
+        return sorted({a for name, a in self.accounts.items() if name not in (STACK_BACKUP, STACK_MANAGEMENT)})
+
+    @property
+    def backup_account_id(self) -> str:
+        """The dedicated backup account of the organization."""
+        return self.accounts[STACK_BACKUP]
+
+    def vault_name(self, key: str) -> str:
+        """AWS name of a vault (the same in each region)."""
+        return self.vaults[key].name or f"{self.tags.application}-{key}"
+
+    def air_gapped_vault_name(self, key: str) -> str:
+        """AWS name of the logically air-gapped vault beside vault `key` (backup account)."""
+        return f"{self.vault_name(key)}-air-gapped"
+
+    def plan_name(self, tier: str) -> str:
+        """AWS name of a tier's backup plan (and of its BACKUP_POLICY)."""
+        return f"{self.tags.application}-{tier}"
+
+    @property
+    def hardened(self) -> bool:
+        """Production hardening (protected, retained, guarded keys): the prod tier's stack."""
+        return self.tier == "prod"
+
+    def copy_targets(self, plan: Plan | None = None) -> list[CopyTarget]:
+        """Where each rule of `plan` (by default this stack's) copies its recovery points."""
+        plan = plan or self.plan
+        if plan is None:
+            return []
+        targets: list[CopyTarget] = []
+        if plan.copy_to_backup_account:
+            targets.append("backup_account")
+        if plan.copy_to_region and self.regions.copy_region is not None:
+            targets.append("copy_region")
+        if plan.copy_to_air_gapped:
+            targets.append("air_gapped")
+        return targets
+
+    def role_arn(self, account_id: str, role_name: str, region: str | None = None) -> str:
+        """ARN of an IAM role in an account, in the partition of the primary region."""
+        return f"arn:{partition(region or self.regions.primary)}:iam::{account_id}:role/{role_name}"
