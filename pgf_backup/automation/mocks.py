@@ -214,8 +214,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = plain(rpc.deserialize_properties(request.object))
-        state = rpc.deserialize_properties(response.object) if response.object is not None else {}
-        arn = state.get("arn") if isinstance(state, dict) else None
+        # Only the ARN of the state: read from the protobuf Struct, not deserialized whole (per resource).
+        field = response.object.fields.get("arn") if response.object is not None else None
+        arn = field.string_value if field is not None and field.WhichOneof("kind") == "string_value" else None
         self.recorded.append(
             Recorded(
                 urn=response.urn,
