@@ -1,6 +1,7 @@
 """AWS's documented limits and the strategy's defaults: one home, read by the config, the components
 and the policy pack alike (no dependencies, so the pack imports it standalone)."""
 
+import re
 from typing import Final
 
 # AWS Backup quotas: https://docs.aws.amazon.com/aws-backup/latest/devguide/aws-backup-limits.html
@@ -16,6 +17,15 @@ VAULT_LOCK_MIN_CHANGEABLE_DAYS: Final = 3
 MAX_BACKUP_POLICY_CHARACTERS: Final = 10_000
 # Explicit ARNs per selection this project writes (more are split into several selections).
 MAX_ARNS_PER_SELECTION: Final = 100
+
+# Logically air-gapped vaults hold no RDS DB instances (Aurora clusters are supported): AWS Backup's
+# "Feature availability by resource",
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html#features-by-resource.
+# An instance's ARN (`db:`), whatever its partition, region and account; and the same as a resource type
+# pattern of a selection, which "only selects RDS DB instances"
+# (https://docs.aws.amazon.com/aws-backup/latest/devguide/assigning-resources-json.html).
+RDS_DB_INSTANCE_ARN: Final = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
+RDS_DB_INSTANCE_TYPE: Final = "arn:aws:rds:*:*:db:*"
 
 # The strategy's retention per tier, in days (lab/dev short, prod at least 35).
 PROD_MIN_RETENTION_DAYS: Final = 35

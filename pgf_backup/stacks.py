@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,14 +46,9 @@ from pgf_backup.constants import (
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
 )
-from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS
+from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS, RDS_DB_INSTANCE_ARN, RDS_DB_INSTANCE_TYPE
 from pgf_backup.management import BACKUP_SERVICE_PRINCIPAL, GLOBAL_SETTINGS, delegation_policy
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
-
-# An RDS DB instance (not an Aurora cluster), whatever the partition, region and account.
-RDS_INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
-# RDS DB instances as a resource type of a BACKUP_POLICY selection (Aurora clusters are `cluster:`).
-RDS_INSTANCE_TYPE = "arn:aws:rds:*:*:db:*"
 
 
 class StackConfigError(ConfigError, pulumi.RunError):
@@ -128,7 +122,7 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
             # Workload vaults accept the backup account's restore copies back, and their keys admit the
             # accounts their copy actions write to.
             copy_in = {"copy_in_org_id": None, "copy_in_account_ids": [cfg.backup_account_id]}
-            copy_out = copy_destination_accounts(cfg)
+            copy_out = cfg.copy_destination_accounts
         common: dict[str, Any] = {
             "vault_name": cfg.vault_name(key),
             "tier": vault.tier,
@@ -160,18 +154,6 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
                 primary_key_arn = component.key_arn
             built[key][region] = component
     return built
-
-
-def copy_destination_accounts(cfg: StackConfig) -> list[str]:
-    """Accounts other than this one that a workload stack's copy actions write to (both modes)."""
-    if cfg.scheduling == "organization":
-        # The tier's BACKUP_POLICY copies to the backup account's central (and air-gapped) vaults.
-        return [cfg.backup_account_id]
-    if cfg.plan is None:
-        return []
-    targets = cfg.copy_targets()
-    # The central and the air-gapped vaults are both in the backup account; copy_region stays here.
-    return [cfg.backup_account_id] if {"backup_account", "air_gapped"} & set(targets) else []
 
 
 def vault_outputs(cfg: StackConfig, vaults: dict[str, dict[str, BackupVault]]) -> dict[str, Any]:
@@ -345,10 +327,10 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
         # Logically air-gapped vaults hold no RDS DB instances: a second plan copies those to the standard
         # vaults only (as in account mode; AWS's type ARN for DB instances, POLICY_SYNTAX Example 7).
         standard = rule_args(plan, destinations, [t for t in targets if t != "air_gapped"])
-        document = backup_policy(plan_name, tier, rules=rules, not_resource_types=[RDS_INSTANCE_TYPE], **common)
+        document = backup_policy(plan_name, tier, rules=rules, not_resource_types=[RDS_DB_INSTANCE_TYPE], **common)
         document["plans"].update(
             backup_policy(
-                f"{plan_name}-standard-vaults", tier, rules=standard, resource_types=[RDS_INSTANCE_TYPE], **common
+                f"{plan_name}-standard-vaults", tier, rules=standard, resource_types=[RDS_DB_INSTANCE_TYPE], **common
             )["plans"]
         )
     else:
@@ -431,9 +413,6 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
             "backup": bucket.backup,
         }
     if cfg.databases:
-        copies_cross_account = cfg.scheduling == "organization" or (
-            cfg.plan is not None and cfg.plan.copy_to_backup_account
-        )
         databases = [
             DatabaseArgs(
                 identifier=name, kind=db.kind, region=db.region or cfg.regions.primary, kms_key_arn=db.kms_key_arn
@@ -451,7 +430,7 @@ def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dic
                 min_backup_retention_days=cfg.aws_config_rules.min_backup_retention_days,
                 multi_az_required=hardened,
                 config_rules=cfg.aws_config_rules.enabled,
-                copy_account_ids=[cfg.backup_account_id] if copies_cross_account else [],
+                copy_account_ids=sorted({a for name in cfg.databases for a in cfg.database_copy_accounts(name)}),
                 key_guard=guard,
             ),
             providers.opts(),
@@ -548,7 +527,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     # resource": https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html):
     # a plan that copies there leaves them to a second plan whose rules copy to the standard vaults only.
     apart = [f"arn:{partition(primary)}:rds:{primary}:{cfg.account_id}:db:*"] if "air_gapped" in targets else []
-    instances = [arn for arn in listed if apart and RDS_INSTANCE_ARN.match(arn)]
+    instances = [arn for arn in listed if apart and RDS_DB_INSTANCE_ARN.match(arn)]
     common: dict[str, Any] = {
         "target_vault_name": local[primary].vault_name,
         "service_role_arn": role.role_arn,
@@ -583,7 +562,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         )
         outputs["standard_vaults_plan_arn"] = standard_plan.plan_arn
         for database in outputs.get("databases", {}).values():
-            if RDS_INSTANCE_ARN.match(database["arn"]):
+            if RDS_DB_INSTANCE_ARN.match(database["arn"]):
                 database["backup"] = (
                     f"plan {plan_name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
                     "air-gapped vaults hold no RDS DB instances)"

@@ -34,8 +34,9 @@ PREFLIGHT_SESSION = f"{PROJECT}-preflight"
 # Short-lived: preflight credentials only call sts:GetCallerIdentity, kms:GetKeyPolicy and
 # backup:DescribeRegionSettings.
 PREFLIGHT_SESSION_SECONDS = 900
-# The operations whose outcome depends on the database keys admitting the backup account.
-KEY_CHECKED_OPERATIONS = ("preview", "up")
+# The operations that would deploy (or show) the plan: the live checks of database keys and region
+# settings run for them only.
+LIVE_CHECKED_OPERATIONS = ("preview", "up")
 
 
 @dataclass(frozen=True)
@@ -444,15 +445,10 @@ def database_keys(configs: Mapping[str, StackConfig], stacks: Sequence[str]) -> 
         cfg = configs[stack]
         if cfg.role != ROLE_WORKLOAD:
             continue
-        # The same rule as the stack program's copy to the backup account (pgf_backup/stacks.py).
-        copies_cross_account = cfg.scheduling == "organization" or (
-            cfg.plan is not None and cfg.plan.copy_to_backup_account
-        )
-        if not copies_cross_account:
-            continue
         for name, database in cfg.databases.items():
-            if database.encryption == "customer" and database.kms_key_arn is not None:
-                keys.append(DatabaseKey(stack, name, database.kms_key_arn, (cfg.backup_account_id,)))
+            destinations = tuple(cfg.database_copy_accounts(name))
+            if destinations and database.encryption == "customer" and database.kms_key_arn is not None:
+                keys.append(DatabaseKey(stack, name, database.kms_key_arn, destinations))
     return keys
 
 
@@ -586,8 +582,6 @@ def key_policy_findings(
 # preview. UpdateRegionSettings: "Use the DescribeRegionSettings API to determine the resource types that are
 # supported" (botocore's Backup model).
 
-# The operations that would send the maps (preview shows their diff).
-REGION_SETTINGS_CHECKED_OPERATIONS = ("preview", "up")
 # AccessDeniedException, the common error of AWS Backup's actions
 # (https://docs.aws.amazon.com/aws-backup/latest/devguide/CommonErrors.html); AccessDenied, STS's spelling, too.
 REGION_SETTINGS_DENIED = (ACCESS_DENIED, "AccessDenied")
@@ -692,10 +686,6 @@ def _describe_region_settings(
 
 
 # ---------------------------------------------------------------------------------------------
-# All of it
-
-
-# ---------------------------------------------------------------------------------------------
 # The management account's part, when no management stack does it
 
 
@@ -748,6 +738,10 @@ def management_warnings(
     ]
 
 
+# ---------------------------------------------------------------------------------------------
+# All of it
+
+
 @dataclass(frozen=True)
 class Checked:
     """What preflight hands to the live runner."""
@@ -792,9 +786,9 @@ def run(
     if problems or command is None:
         raise PreflightError(problems)
     warnings: list[Problem] = []
-    if operation in KEY_CHECKED_OPERATIONS:
+    if operation in LIVE_CHECKED_OPERATIONS:
         problems, warnings = key_policy_findings(database_keys(configs, stacks), credentials, kms)
-    if operation in REGION_SETTINGS_CHECKED_OPERATIONS:
+    if operation in LIVE_CHECKED_OPERATIONS:
         region_problems, region_warnings = region_settings_findings(configs, stacks, credentials, backup)
         problems.extend(region_problems)
         warnings.extend(region_warnings)

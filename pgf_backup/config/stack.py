@@ -295,10 +295,8 @@ class StackConfig(Model):
                     )
 
     def _check_data(self, errors: list[str]) -> None:
-        copies_cross_account = self.scheduling == "organization" or (
-            self.plan is not None and self.plan.copy_to_backup_account
-        )
         for name, database in self.databases.items():
+            copies_cross_account = bool(self.database_copy_accounts(name))
             if database.region not in (None, self.regions.primary):
                 errors.append(
                     f"databases.{name}.region: {database.region} is not the primary region {self.regions.primary}; "
@@ -307,7 +305,7 @@ class StackConfig(Model):
             if database.encryption == "customer" and copies_cross_account and database.kms_key_arn is None:
                 errors.append(
                     f"databases.{name}.kms_key_arn: required: its snapshots keep the database's key, and the copy "
-                    "to the backup account needs a grant on that key (give the key's ARN)"
+                    "to the backup account needs that key's policy to admit the backup account (give the key's ARN)"
                 )
             if database.encryption == "aws-managed" and copies_cross_account:
                 errors.append(
@@ -379,6 +377,32 @@ class StackConfig(Model):
     def hardened(self) -> bool:
         """Production hardening (protected, retained, guarded keys): the prod tier's stack."""
         return self.tier == "prod"
+
+    @property
+    def copy_destination_accounts(self) -> list[str]:
+        """Accounts other than this one that a workload stack's copy actions write to (both modes)."""
+        return self._copies_out(set(self.copy_targets()))
+
+    def database_copy_accounts(self, name: str) -> list[str]:
+        """Accounts a database's snapshot copies go to: its key must admit them (RDS keeps its own key).
+
+        An RDS DB instance is never copied to the air-gapped vault (it cannot hold one): only the central
+        vault's copy counts for it.
+        """
+        targets = set(self.copy_targets())
+        if self.databases[name].kind == "instance":
+            targets.discard("air_gapped")
+        return self._copies_out(targets)
+
+    def _copies_out(self, targets: set[CopyTarget]) -> list[str]:
+        backup = self.accounts.get(STACK_BACKUP)
+        if self.role != ROLE_WORKLOAD or backup is None:
+            return []
+        if self.scheduling == "organization":
+            # The tier's BACKUP_POLICY copies to the backup account's central (and air-gapped) vaults.
+            return [backup]
+        # The central and the air-gapped vaults are both in the backup account; copy_region stays here.
+        return [backup] if {"backup_account", "air_gapped"} & targets else []
 
     def copy_targets(self, plan: Plan | None = None) -> list[CopyTarget]:
         """Where each rule of `plan` (by default this stack's) copies its recovery points."""
