@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from pgf_backup.config import StackConfig
+from pgf_backup.config import StackConfig, partition
 from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, TAG_BACKUP_TIER
-from pgf_backup.limits import lock_admits
-from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, decide
+from pgf_backup.limits import RDS_DB_INSTANCE_ARN, lock_admits
+from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, arn_account, decide
 
 Kind = Literal["copy", "restore", "guard", "data", "notification"]
 Verdict = Literal["ok", "broken", "unproven"]
@@ -31,7 +30,6 @@ VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
 VAULT_NOTIFICATIONS = "aws:backup/vaultNotifications:VaultNotifications"
 KEY = "aws:kms/key:Key"
 REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
-KMS_GRANT = "aws:kms/grant:Grant"
 PLAN = "aws:backup/plan:Plan"
 SELECTION = "aws:backup/selection:Selection"
 ORG_POLICY = "aws:organizations/policy:Policy"
@@ -49,10 +47,6 @@ ACCOUNT_PLACEHOLDER: Final = "$account"
 ADMINISTRATOR_ROLE: Final = "Administrator"
 # Another account, outside the organization's rollout: it must read nothing.
 OUTSIDE_ACCOUNT: Final = "999999999999"
-# Logically air-gapped vaults hold no RDS DB instance backups ("Feature availability by resource":
-# https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html#features-by-resource;
-# Aurora clusters are supported).
-_RDS_INSTANCE = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
 
 
 class PlannedStack(Protocol):
@@ -117,7 +111,8 @@ class Inventory:
     topic_policies: dict[str, str] = field(default_factory=dict)
     topic_keys: dict[str, str] = field(default_factory=dict)
     roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # role arn -> (stack, trust policy)
-    grants: list[dict[str, Any]] = field(default_factory=list)
+    # stack -> provider URN -> (account, region)
+    providers: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
     def vault(self, account: str, region: str, name: str) -> VaultInfo | None:
         """The planned vault of that name in that account and region."""
@@ -144,7 +139,7 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
     """Index the documents of every planned stack."""
     found = Inventory()
     for plan in plans:
-        providers = _providers(plan.resources)
+        providers = found.providers[plan.stack] = _providers(plan.resources)
         policies: dict[tuple[str, str, str], str] = {}
         locks: dict[tuple[str, str, str], tuple[int, int]] = {}
         for resource in plan.resources:
@@ -164,8 +159,6 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
                 found.topic_policies[str(inputs.get("arn"))] = str(inputs.get("policy"))
             elif kind == ROLE and resource.get("arn"):
                 found.roles[str(resource["arn"])] = (plan.stack, str(inputs.get("assumeRolePolicy")))
-            elif kind == KMS_GRANT:
-                found.grants.append(inputs)
         for resource in plan.resources:
             if resource["type"] not in (VAULT, AIR_GAPPED_VAULT) or not resource.get("arn"):
                 continue
@@ -231,13 +224,6 @@ class _Collector:
         self.add(kind, stack, source, target, f"{request.action} by {who} on {request.resource}", verdict, reason)
 
 
-def _statement_sids(document: str | None) -> list[str]:
-    try:
-        return [str(s.get("Sid", "")) for s in json.loads(document or "{}").get("Statement", [])]
-    except (json.JSONDecodeError, AttributeError):
-        return []
-
-
 # ---------------------------------------------------------------------------------------------
 # Copies (both modes) and the restore copy back
 
@@ -258,19 +244,8 @@ class CopyAction:
     resources: tuple[str, ...]
 
 
-def _arn_account(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 4 else ""
-
-
-def _arn_region(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 3 else ""
-
-
-def account_mode_copies(plan: PlannedStack) -> list[CopyAction]:
+def account_mode_copies(plan: PlannedStack, providers: Mapping[str, tuple[str, str]]) -> list[CopyAction]:
     """The copy actions of a workload stack's plans (account mode), with the resources each selects."""
-    providers = _providers(plan.resources)
     selections: dict[str, list[dict[str, Any]]] = {}
     for resource in plan.resources:
         if resource["type"] == SELECTION:
@@ -423,7 +398,7 @@ def check_copy(out: _Collector, found: Inventory, copy: CopyAction, cfg: StackCo
             + ("" if inside else ": AWS Backup fails such a copy"),
         )
     if destination.air_gapped:
-        refused = [arn for arn in copy.resources if _RDS_INSTANCE.match(arn)]
+        refused = [arn for arn in copy.resources if RDS_DB_INSTANCE_ARN.match(arn)]
         out.add(
             kind,
             copy.stack,
@@ -501,7 +476,7 @@ def _cross_account_copy(  # noqa: PLR0917 - the two ends of the copy and who run
 
 def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinations: Iterable[str]) -> None:
     """Snapshot types keep the database's own key: the path is unproven until its key policy admits the copy."""
-    accounts = sorted({_arn_account(d) for d in destinations} - {cfg.account_id})
+    accounts = sorted({arn_account(d) for d in destinations} - {cfg.account_id})
     for name, database in cfg.databases.items():
         if database.kms_key_arn is None or not accounts:
             continue
@@ -595,7 +570,7 @@ def check_guards(out: _Collector, found: Inventory, stack: str, cfg: StackConfig
         prod = cfg.hardened or (isinstance(tags, Mapping) and tags.get(TAG_BACKUP_TIER) == "prod")
         if owner != stack or not prod:
             continue
-        part, account = _partition(arn), _arn_account(arn)
+        part, account = _partition(arn), arn_account(arn)
         for action in ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation"):
             for name, allowed in ((ADMINISTRATOR_ROLE, False), (cfg.iam.break_glass_role, True)):
                 request = Request(_role(part, account, name), action, arn)
@@ -623,9 +598,7 @@ def check_data(out: _Collector, plan: PlannedStack, cfg: StackConfig) -> None:
         for r in plan.resources
         if r["type"] == BUCKET_POLICY
     }
-    part = (
-        "aws" if not cfg.regions.primary.startswith(("us-gov-", "cn-")) else _partition_of_region(cfg.regions.primary)
-    )
+    part = partition(cfg.regions.primary)
     for bucket_name, bucket in cfg.buckets.items():
         policy = policies.get(bucket_name)
         if policy is None:
@@ -636,60 +609,28 @@ def check_data(out: _Collector, plan: PlannedStack, cfg: StackConfig) -> None:
         # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html).
         tls: dict[str, Value] = {"aws:SecureTransport": True, "s3:TlsVersion": "1.3"}
         writers = [a.principal for a in bucket.application_access if "s3:PutObject" in a.actions or "s3:*" in a.actions]
+        # (who, request, must AWS allow it): the application's TLS upload relying on the default encryption,
+        # the same over plain HTTP, and another account's read.
+        requests: list[tuple[str, Request, bool]] = []
         for writer in writers:
-            request = Request(Principal(arn=writer), "s3:PutObject", obj, tls)
-            out.decision(
-                "data",
-                plan.stack,
-                writer,
-                target,
-                request,
-                decide(
-                    request,
-                    resource_account=cfg.account_id,
-                    resource_policy=policy,
-                    resource_policy_name=f"bucket policy of {bucket_name}",
-                ),
-            )
+            requests.append((writer, Request(Principal(arn=writer), "s3:PutObject", obj, tls), True))
             plain = Request(Principal(arn=writer), "s3:PutObject", obj, {"aws:SecureTransport": False})
-            out.decision(
-                "data",
-                plan.stack,
-                writer,
-                target,
-                plain,
-                decide(
-                    plain,
-                    resource_account=cfg.account_id,
-                    resource_policy=policy,
-                    resource_policy_name=f"bucket policy of {bucket_name}",
-                ),
-                must_allow=False,
-            )
+            requests.append((writer, plain, False))
         outsider = Request(_role(part, OUTSIDE_ACCOUNT, "reader"), "s3:GetObject", obj, tls)
-        out.decision(
-            "data",
-            plan.stack,
-            f"account {OUTSIDE_ACCOUNT}",
-            target,
-            outsider,
-            decide(
-                outsider,
+        requests.append((f"account {OUTSIDE_ACCOUNT}", outsider, False))
+        for who, request, allowed in requests:
+            decision = decide(
+                request,
                 resource_account=cfg.account_id,
                 resource_policy=policy,
                 resource_policy_name=f"bucket policy of {bucket_name}",
-            ),
-            must_allow=False,
-        )
-
-
-def _partition_of_region(region: str) -> str:
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
+            )
+            out.decision("data", plan.stack, who, target, request, decision, must_allow=allowed)
 
 
 def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, account: str) -> None:
     """AWS Backup and EventBridge may publish to the encrypted topics; AWS Backup may assume its roles."""
-    providers = _providers(plan.resources)
+    providers = found.providers[plan.stack]
     publishers: list[tuple[str, str, str]] = []  # (service, topic arn, source arn)
     rules = {
         str((r.get("inputs") or {}).get("name")): str(r.get("arn", ""))
@@ -717,7 +658,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
             request,
             decide(
                 request,
-                resource_account=_arn_account(topic),
+                resource_account=arn_account(topic),
                 resource_policy=found.topic_policies.get(topic),
                 resource_policy_name=f"topic policy of {topic}",
             ),
@@ -747,7 +688,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
                 key_request,
                 decide(
                     key_request,
-                    resource_account=_arn_account(key_arn),
+                    resource_account=arn_account(key_arn),
                     resource_policy=str((key[1].get("inputs") or {}).get("policy")),
                     resource_policy_name=f"key policy of {key[1]['name']}",
                     key_policy=True,
@@ -766,7 +707,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
             request,
             decide(
                 request,
-                resource_account=_arn_account(role_arn),
+                resource_account=arn_account(role_arn),
                 resource_policy=trust,
                 resource_policy_name=f"trust policy of {role_arn}",
             ),
@@ -789,15 +730,12 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
             check_guards(out, found, plan.stack, cfg)
             check_notifications(out, found, plan, cfg.account_id)
             continue
-        databases = [
-            f"arn:{_partition_of_region(cfg.regions.primary)}:rds:{d.region or cfg.regions.primary}:{cfg.account_id}:"
-            f"{'db' if d.kind == 'instance' else 'cluster'}:{name}"
-            for name, d in cfg.databases.items()
-        ]
+        # The ARNs the program itself selects the configured databases by (its `databases` output).
+        databases = [str(d["arn"]) for d in (plan.outputs.get("databases") or {}).values()]
         if cfg.scheduling == "organization":
             copies = organization_mode_copies(backup, plan, cfg, databases) if backup else []
         else:
-            copies = account_mode_copies(plan)
+            copies = account_mode_copies(plan, found.providers[plan.stack])
         for copy in copies:
             check_copy(out, found, copy, cfg)
         check_database_keys(out, cfg, plan.stack, [c.destination_arn for c in copies])

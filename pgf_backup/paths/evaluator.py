@@ -33,13 +33,13 @@ class Principal:
             raise ValueError(
                 f"a principal needs exactly one of arn or service, got arn={self.arn!r} service={self.service!r}"
             )
-        if self.arn and not _ACCOUNT_ID.fullmatch(_arn_account(self.arn)):
+        if self.arn and not _ACCOUNT_ID.fullmatch(arn_account(self.arn)):
             raise ValueError(f"principal ARN {self.arn!r} has no 12-digit account id")
 
     @property
     def account(self) -> str:
         """The 12 digits of `arn`; "" for a service principal."""
-        return _arn_account(self.arn) if self.arn else ""
+        return arn_account(self.arn) if self.arn else ""
 
     @property
     def is_account_root(self) -> bool:
@@ -75,7 +75,8 @@ class Decision:
     statement: str = ""
 
 
-def _arn_account(arn: str) -> str:
+def arn_account(arn: str) -> str:
+    """The account id of an ARN ("" when it has none)."""
     parts = arn.split(":", _ARN_PARTS - 1)
     return parts[4] if len(parts) == _ARN_PARTS else ""
 
