@@ -19,9 +19,9 @@ from components.policies import (
     Statement,
     key_policy,
     root_arn,
-    service_may_publish,
     vault_access_policy,
 )
+from components.topics import encrypted_topic
 
 
 @dataclass(frozen=True)
@@ -259,21 +259,14 @@ class BackupVault(pulumi.ComponentResource):
         self, name: str, vault: aws.backup.Vault, key_arn: pulumi.Output[str], opts: pulumi.ResourceOptions
     ) -> aws.sns.Topic:
         args = self._args
-        topic_name = f"{args.vault_name}-backup-events"
-        topic = aws.sns.Topic(
+        topic = encrypted_topic(
             f"{name}-events",
-            name=topic_name,
-            kms_master_key_id=key_arn,
-            tags=args.tags,
-            opts=opts,
-        )
-        # The ARN is fixed by AWS's format and the name we chose, so the policy is plain text.
-        topic_arn = f"arn:{args.partition}:sns:{args.region}:{args.account_id}:{topic_name}"
-        aws.sns.TopicPolicy(
-            f"{name}-events-policy",
-            arn=topic.arn,
-            policy=service_may_publish("AwsBackupPublishes", "backup.amazonaws.com", topic_arn, args.account_id),
-            opts=opts,
+            f"{args.vault_name}-backup-events",
+            key_arn,
+            ("AwsBackupPublishes", "backup.amazonaws.com"),
+            (args.partition, args.region, args.account_id),
+            args.tags,
+            opts,
         )
         aws.backup.VaultNotifications(
             f"{name}-notifications",

@@ -20,7 +20,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.keys import customer_managed_key
-from components.policies import KeyGuard, eventbridge_topic_key_statements, key_policy, service_may_publish
+from components.policies import KeyGuard, eventbridge_topic_key_statements, key_policy
+from components.topics import encrypted_topic
 
 # https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-backup.html: "AWS Backup sends the
 # following events directly to EventBridge: [...] Backup Job State Change, Copy Job State Change,
@@ -102,15 +103,14 @@ class JobAlerts(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         key = self._create_key(name, child)
-        topic_name = f"{args.name_prefix}-backup-job-alerts"
-        topic = aws.sns.Topic(f"{name}-topic", name=topic_name, kms_master_key_id=key.arn, tags=args.tags, opts=child)
-        # The ARN is fixed by AWS's format and the name we chose, so the policy is plain text.
-        topic_arn = f"arn:{args.partition}:sns:{args.region}:{args.account_id}:{topic_name}"
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=topic.arn,
-            policy=service_may_publish("EventBridgePublishes", "events.amazonaws.com", topic_arn, args.account_id),
-            opts=child,
+        topic = encrypted_topic(
+            f"{name}-topic",
+            f"{args.name_prefix}-backup-job-alerts",
+            key.arn,
+            ("EventBridgePublishes", "events.amazonaws.com"),
+            (args.partition, args.region, args.account_id),
+            args.tags,
+            child,
         )
         self.rule_names = self._create_rules(name, topic, child)
 

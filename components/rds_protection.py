@@ -20,8 +20,8 @@ from components.policies import (
     eventbridge_topic_key_statements,
     key_policy,
     root_arn,
-    service_may_publish,
 )
+from components.topics import encrypted_topic
 
 # What a cross-account snapshot copy needs of the source key (RDS creates grants of its own).
 COPY_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom")
@@ -217,8 +217,15 @@ class RdsProtection(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=guarded, retain_on_delete=guarded)),
         )
         topic_name = f"pgf-{args.tier}-backup-compliance"
-        topic = aws.sns.Topic(f"{name}-alerts", name=topic_name, kms_master_key_id=key.arn, tags=args.tags, opts=opts)
-        topic_arn = f"arn:{args.partition}:sns:{args.region}:{args.account_id}:{topic_name}"
+        topic = encrypted_topic(
+            f"{name}-alerts",
+            topic_name,
+            key.arn,
+            ("EventBridgePublishes", "events.amazonaws.com"),
+            (args.partition, args.region, args.account_id),
+            args.tags,
+            opts,
+        )
         rule = aws.cloudwatch.EventRule(
             f"{name}-non-compliant",
             name=f"pgf-{args.tier}-rds-backup-non-compliant",
@@ -234,12 +241,6 @@ class RdsProtection(pulumi.ComponentResource):
                 }
             ),
             tags=args.tags,
-            opts=opts,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-alerts-policy",
-            arn=topic.arn,
-            policy=service_may_publish("EventBridgePublishes", "events.amazonaws.com", topic_arn, args.account_id),
             opts=opts,
         )
         aws.cloudwatch.EventTarget(f"{name}-alerts-target", rule=rule.name, arn=topic.arn, opts=opts)
