@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pgf_backup.config import CopyTarget, StackConfig
-from pgf_backup.constants import ROLE_WORKLOAD
+from pgf_backup.config import CopyTarget, StackConfig, WorkloadStack
 from pgf_backup.limits import lock_admits
 
 
@@ -89,20 +88,20 @@ def read(outputs: Mapping[str, Any]) -> BackupStackOutputs:
 
 def needed_targets(cfg: StackConfig) -> list[CopyTarget]:
     """The copy targets this workload stack reads from the backup stack (account mode)."""
-    if cfg.role != ROLE_WORKLOAD or cfg.plan is None or cfg.scheduling != "account":
+    if not isinstance(cfg, WorkloadStack) or cfg.plan is None or cfg.scheduling != "account":
         return []
     return [t for t in cfg.copy_targets() if t in EXPORTED_TARGETS]
 
 
-def destination_arn(cfg: StackConfig, target: CopyTarget, outputs: Mapping[str, Any]) -> str:
+def destination_arn(cfg: WorkloadStack, target: CopyTarget, outputs: Mapping[str, Any]) -> str:
     """The ARN of a copy target's vault for this stack (once `problems` found none)."""
-    _, arn, _ = read(outputs).destination(target, str(cfg.tier), cfg.regions.primary)
+    _, arn, _ = read(outputs).destination(target, cfg.tier, cfg.regions.primary)
     return str(arn)
 
 
 def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
     """Everything that keeps this workload stack from using the backup stack's outputs (empty: none)."""
-    if cfg.role != ROLE_WORKLOAD or cfg.tier is None:
+    if not isinstance(cfg, WorkloadStack):
         return []
     try:
         typed = read(outputs)

@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pgf_backup.config import ConfigError, StackConfig, load
-from pgf_backup.constants import CONFIG_NAMESPACE, STACK_BACKUP, STACK_MANAGEMENT
+from pgf_backup.config import ROLE_MODELS, BackupAccountStack, ConfigError, StackConfig, load
+from pgf_backup.constants import (
+    CONFIG_NAMESPACE,
+    ROLE_BACKUP_ACCOUNT,
+    ROLE_MANAGEMENT,
+    ROLE_WORKLOAD,
+    STACK_BACKUP,
+    STACK_MANAGEMENT,
+)
 
 if TYPE_CHECKING:
     _SafeLoader = yaml.SafeLoader
@@ -257,8 +264,22 @@ class Project:
         cached = self._configs.get(stack)
         if version is None or cached is None or cached[0] != version:
             flat, _ = self.stack_config(stack)
+            # The role first: it decides which keys the rest of the file may have.
+            declared, role = flat.get(f"{CONFIG_NAMESPACE}:role"), stack_role(stack)
+            if declared in ROLE_MODELS and declared != role:
+                raise ConfigError(
+                    f"invalid configuration in {path.name}:\n{CONFIG_NAMESPACE}:role: {declared!r} in stack {stack!r}; "
+                    f"the {stack!r} stack's role is {role!r} (backup: {ROLE_BACKUP_ACCOUNT}, management: "
+                    f"{ROLE_MANAGEMENT}, every other stack: {ROLE_WORKLOAD})"
+                )
             self._configs[stack] = (version, load(flat, source=path.name))
         return self._configs[stack][1]
+
+    def backup_config(self) -> BackupAccountStack:
+        """The validated config of the backup account's stack."""
+        cfg = self.load_config(STACK_BACKUP)
+        assert isinstance(cfg, BackupAccountStack)  # load_config checks each stack's role
+        return cfg
 
     def known_stacks(self) -> list[str]:
         """Every stack of the rollout in order: `management` (when configured), `backup`, then its `rollout_order`.
@@ -266,7 +287,7 @@ class Project:
         The management stack is optional: it exists when `Pulumi.management.yaml` does.
         """
         first = [STACK_MANAGEMENT] if self.stack_file(STACK_MANAGEMENT).is_file() else []
-        return [*first, STACK_BACKUP, *self.load_config(STACK_BACKUP).rollout_order]
+        return [*first, STACK_BACKUP, *self.backup_config().rollout_order]
 
     def stack_reference_name(self, stack: str) -> str:
         """The name a `StackReference` uses for a stack of this project (self-managed backends)."""
@@ -344,6 +365,11 @@ def _unserializable(value: Any, where: str, seen: set[int]) -> str | None:
             break
     seen.discard(id(value))
     return problem
+
+
+def stack_role(stack: str) -> str:
+    """The role a stack's file must declare: the backup account, the management account, or a workload."""
+    return {STACK_BACKUP: ROLE_BACKUP_ACCOUNT, STACK_MANAGEMENT: ROLE_MANAGEMENT}.get(stack, ROLE_WORKLOAD)
 
 
 def rollout_order(stacks: Sequence[str] | None, known: Sequence[str]) -> list[str]:

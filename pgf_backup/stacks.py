@@ -36,11 +36,21 @@ from components import (
     VaultLockArgs,
 )
 from pgf_backup import backup_outputs
-from pgf_backup.config import ConfigError, CopyTarget, StackConfig, Tier, load_from_pulumi, partition
+from pgf_backup.config import (
+    BackupAccountStack,
+    ConfigError,
+    CopyTarget,
+    ManagementStack,
+    StackConfig,
+    Tier,
+    VaultStack,
+    WorkloadStack,
+    load_from_pulumi,
+    partition,
+)
 from pgf_backup.constants import (
     PROJECT,
     ROLE_BACKUP_ACCOUNT,
-    ROLE_MANAGEMENT,
     STACK_BACKUP,
     TAG_APPLICATION,
     TAG_BACKUP_TIER,
@@ -105,15 +115,14 @@ class Providers:
 # Vaults (both roles)
 
 
-def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, BackupVault]]:
+def build_vaults(cfg: VaultStack, providers: Providers) -> dict[str, dict[str, BackupVault]]:
     """The vaults of this stack: one per configured vault and per region."""
     account = cfg.account_id
-    is_backup_account = cfg.role == ROLE_BACKUP_ACCOUNT
     workload_ids = cfg.workload_account_ids
     built: dict[str, dict[str, BackupVault]] = {}
     for key, vault in cfg.vaults.items():
         lock = vault.lock
-        if is_backup_account:
+        if isinstance(cfg, BackupAccountStack):
             # Central vaults receive copies from the organization (or the workload accounts), and their
             # keys admit the tier's own account, the destination of a restore copy back.
             copy_in: dict[str, Any] = {"copy_in_org_id": cfg.organization.id, "copy_in_account_ids": workload_ids}
@@ -156,7 +165,7 @@ def build_vaults(cfg: StackConfig, providers: Providers) -> dict[str, dict[str, 
     return built
 
 
-def vault_outputs(cfg: StackConfig, vaults: dict[str, dict[str, BackupVault]]) -> dict[str, Any]:
+def vault_outputs(cfg: VaultStack, vaults: dict[str, dict[str, BackupVault]]) -> dict[str, Any]:
     """`vaults` output: vault key -> region -> name, ARNs, tier."""
     return {
         key: {
@@ -183,7 +192,7 @@ def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
         if hardened
         else None
     )
-    prefix = f"{cfg.tags.application}-{cfg.tier or STACK_BACKUP}"  # at most 37 characters: tags.application <= 30
+    prefix = f"{cfg.tags.application}-{cfg.stack_tier or STACK_BACKUP}"  # at most 37 characters: tags.application <= 30
     built: dict[str, Any] = {}
     for region in cfg.regions.all:
         alerts = JobAlerts(
@@ -194,7 +203,7 @@ def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
                 partition=partition(region),
                 name_prefix=prefix,
                 key_guard=guard,
-                tags={TAG_BACKUP_TIER: cfg.tier} if cfg.tier else {},
+                tags={TAG_BACKUP_TIER: cfg.stack_tier} if cfg.stack_tier else {},
             ),
             pulumi.ResourceOptions(providers={"aws": providers.get(account, region)}),
         )
@@ -214,7 +223,7 @@ def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
 # Backup account
 
 
-def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+def build_backup_account(cfg: BackupAccountStack, providers: Providers) -> dict[str, Any]:
     """Central vaults per tier and region, air-gapped vaults, and (organization mode) policies."""
     vaults = build_vaults(cfg, providers)
     # Copy jobs started here (a restore copy back into a workload vault) run with this role.
@@ -271,7 +280,7 @@ def build_backup_account(cfg: StackConfig, providers: Providers) -> dict[str, An
 
 
 def build_org_policies(
-    cfg: StackConfig, providers: Providers, central: dict[str, Any], air_gapped: dict[str, Any]
+    cfg: BackupAccountStack, providers: Providers, central: dict[str, Any], air_gapped: dict[str, Any]
 ) -> dict[str, Any]:
     """One BACKUP_POLICY per tier, attached to its targets.
 
@@ -309,7 +318,7 @@ def build_org_policies(
 
 
 def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs come last
-    cfg: StackConfig, tier: Tier, plan_name: str, vault_name: str, role_arn: str, arns: dict[str, str]
+    cfg: BackupAccountStack, tier: Tier, plan_name: str, vault_name: str, role_arn: str, arns: dict[str, str]
 ) -> str:
     """The JSON of a tier's BACKUP_POLICY once the central vault ARNs are known."""
     copy = cfg.regions.copy_region
@@ -348,7 +357,7 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
 # Workload accounts
 
 
-def _checked(cfg: StackConfig, outputs: dict[str, Any]) -> dict[str, Any]:
+def _checked(cfg: WorkloadStack, outputs: dict[str, Any]) -> dict[str, Any]:
     """The backup stack's outputs, once `backup_outputs.problems` finds nothing wrong with them.
 
     The rollout driver runs the same check before the stack starts; this is the program's own guard
@@ -364,9 +373,8 @@ def _checked(cfg: StackConfig, outputs: dict[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-def protect_data(cfg: StackConfig, providers: Providers) -> tuple[list[str], dict[str, Any]]:
+def protect_data(cfg: WorkloadStack, providers: Providers) -> tuple[list[str], dict[str, Any]]:
     """S3 and RDS protections; returns the ARNs to select by ARN, and outputs saying what each gets."""
-    assert cfg.tier is not None
     arns: list[str] = []
     outputs: dict[str, Any] = {}
     part = partition(cfg.regions.primary)
@@ -460,9 +468,8 @@ def _selection_summary(outputs: dict[str, Any], selected_by: str, continuous: st
         database["continuous_rule"] = continuous
 
 
-def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
     """Local vaults, service role, region settings and (account mode) the tier's plan."""
-    assert cfg.tier is not None
     tier = cfg.tier
     vaults = build_vaults(cfg, providers)
     role = service_role(cfg, providers)
@@ -575,7 +582,7 @@ def build_workload(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
 # The organization's management account (optional stack)
 
 
-def build_management(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
+def build_management(cfg: ManagementStack, providers: Providers) -> dict[str, Any]:
     """AWS Backup's global settings; in organization mode, the backup account as delegated administrator."""
     opts = providers.opts()
     # UpdateGlobalSettings works only in the management account (pgf_backup/management.py).
@@ -617,14 +624,14 @@ def build(cfg: StackConfig, stack: str) -> dict[str, Any]:
     providers = Providers(cfg, stack)
     common = {
         "role": cfg.role,
-        "tier": cfg.tier,
+        "tier": cfg.stack_tier,
         "scheduling": cfg.scheduling,
         "account_id": cfg.account_id,
         "regions": list(cfg.regions.all),
     }
-    if cfg.role == ROLE_MANAGEMENT:
+    if isinstance(cfg, ManagementStack):
         return {**common, **build_management(cfg, providers)}
-    if cfg.role == ROLE_BACKUP_ACCOUNT:
+    if isinstance(cfg, BackupAccountStack):
         return {**common, **build_backup_account(cfg, providers)}
     return {**common, **build_workload(cfg, providers)}
 

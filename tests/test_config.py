@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.config import ConfigError, StackConfig
+from pgf_backup.config import ROLE_MODELS, ConfigError, ManagementStack
 from pgf_backup.project import Project
 from tests.conftest import config_of, stack_values
 
@@ -119,7 +119,13 @@ def test_models_are_frozen(project: Project) -> None:
         ("prod", _set("role", "workloads"), "pgf-backup:role: 'workloads' is not allowed"),
         ("prod", _set("accounts.prod", "100000000010"), "must be distinct from every workload account"),
         ("prod", _delete("accounts.backup"), "the backup account is missing"),
-        ("prod", _delete("tier"), "pgf-backup:tier: a workload stack needs its tier"),
+        ("prod", _delete("tier"), "pgf-backup:tier: required key is missing; allowed: lab, dev, prod"),
+        ("prod", _delete("role"), "role: required key is missing; allowed: backup-account, workload, management"),
+        ("prod", _set("rollout_order", ["lab"]), "pgf-backup:rollout_order: the rollout order is the backup account's"),
+        ("prod", _set("plans", {}), "pgf-backup:plans: only the backup account holds plans per tier"),
+        ("backup", _set("buckets", {}), "pgf-backup:buckets: application data is protected in its workload stack"),
+        ("backup", _set("aws_config_rules", {}), "pgf-backup:aws_config_rules: not used by backup-account stacks"),
+        ("backup", _set("tierr", "prod"), "unknown key. Did you mean 'tier'? ('tier' is a key of workload stacks)"),
         ("backup", _set("tier", "prod"), "pgf-backup:tier: only a workload stack has a tier"),
         # regions
         ("prod", _set("regions.primary", "ca-central-2"), "did you mean 'ca-central-1'?"),
@@ -225,7 +231,7 @@ def test_bad_config_is_refused_naming_the_key(project: Project, stack: str, muta
     ],
 )
 def test_valid_variants_are_accepted(project: Project, stack: str, mutation: Mutation) -> None:
-    assert isinstance(config_of(_mutated(project, stack, mutation)), StackConfig)
+    assert isinstance(config_of(_mutated(project, stack, mutation)), tuple(ROLE_MODELS.values()))
 
 
 def test_tier_bounds_are_configurable(project: Project) -> None:
@@ -420,7 +426,7 @@ def test_shipped_workload_stacks_list_the_types_of_both_regions(project: Project
     for listed in cfg.region_resource_types.values():
         assert set(cfg.services) <= set(listed.opt_in)
         assert listed.management == FULLY_MANAGED
-    assert project.load_config("backup").region_resource_types == {}
+    assert not hasattr(project.load_config("backup"), "region_resource_types")  # a key of workload stacks only
 
 
 def test_each_region_of_a_workload_stack_needs_its_resource_types(project: Project) -> None:
@@ -486,7 +492,7 @@ def _management(project: Project, *mutations: Mutation) -> dict[str, Any]:
 @pytest.mark.parametrize("scheduling", ["account", "organization"])
 def test_a_management_stack_needs_no_vault(project: Project, scheduling: str) -> None:
     cfg = config_of(_management(project, _set("scheduling", scheduling)))
-    assert cfg.role == "management" and cfg.vaults == {}
+    assert isinstance(cfg, ManagementStack) and not hasattr(cfg, "vaults")
     assert cfg.account_id == "900000000090"
 
 

@@ -83,3 +83,14 @@ def test_other_namespaces_take_bare_values_and_unnamespaced_keys_are_the_project
     flat, _ = copy.stack_config("lab")
     assert flat["aws:skipMetadataApiCheck"] == "true"
     assert flat["pgf-backup:scheduling"] == "account"
+
+
+def test_each_stack_file_declares_its_stacks_role(project: Project, tmp_path: Path) -> None:
+    """`backup` is the backup account, `management` the management account, every other stack a workload."""
+    copy = _copy(project, tmp_path)
+    dev = copy.stack_file("dev")
+    dev.write_text(dev.read_text().replace("pgf-backup:role: workload", "pgf-backup:role: backup-account"))
+    with pytest.raises(ConfigError) as caught:
+        copy.load_config("dev")
+    assert "pgf-backup:role: 'backup-account' in stack 'dev'; the 'dev' stack's role is 'workload'" in str(caught.value)
+    assert copy.load_config("lab").role == "workload"

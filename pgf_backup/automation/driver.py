@@ -177,7 +177,7 @@ def live_runner(
         progress.message(f"warning: {warning}")
     if operation in ("preview", "up"):
         for stack in stacks:
-            missing = missing_tier_config(project.root / POLICY_DIR, checked.configs[stack].tier)
+            missing = missing_tier_config(project.root / POLICY_DIR, checked.configs[stack].stack_tier)
             if missing is not None:
                 progress.message(f"warning: stack {stack}: {missing}")
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -213,7 +213,8 @@ def offline_runner(
 
 def confirmation_question(operation: Operation, stack: str, cfg: StackConfig) -> str | None:
     """The question asked before a stack starts: `up` of a prod stack and every `destroy`."""
-    where = f"stack {stack} (account {cfg.account_id}{', tier ' + cfg.tier if cfg.tier else ''})"
+    tier = cfg.stack_tier
+    where = f"stack {stack} (account {cfg.account_id}{', tier ' + tier if tier else ''})"
     if operation == "up" and cfg.hardened:
         return f"up will change {where}. Continue?"
     if operation == "destroy":

@@ -34,7 +34,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from pgf_backup.automation.offline import StackPlan
-from pgf_backup.config import StackConfig
+from pgf_backup.config import StackConfig, VaultStack
 
 POLICY_DIR: Final = "policy"
 CONFIG_DIR: Final = "config"
@@ -148,16 +148,14 @@ def _warn(message: str) -> None:
 
 def stack_settings(cfg: StackConfig) -> dict[str, Any]:
     """Pack settings that follow from a stack's own config: tier, retention bounds, role names."""
-    settings: dict[str, Any] = {
-        "tierBounds": {
+    settings: dict[str, Any] = {"breakGlassRole": cfg.iam.break_glass_role, "deployRole": cfg.iam.deploy_role}
+    if isinstance(cfg, VaultStack):
+        settings["tierBounds"] = {
             tier: {"minDays": bounds.min_days, "maxDays": bounds.max_days}
             for tier, bounds in ((t, cfg.tier_bounds.of(t)) for t in ("lab", "dev", "prod"))
-        },
-        "breakGlassRole": cfg.iam.break_glass_role,
-        "deployRole": cfg.iam.deploy_role,
-    }
-    if cfg.tier is not None:
-        settings["tier"] = cfg.tier
+        }
+    if cfg.stack_tier is not None:
+        settings["tier"] = cfg.stack_tier
     return settings
 
 
@@ -169,7 +167,7 @@ def pack_config(
     Its tier's shipped config (`policy/config/<tier>.json`) plus the settings of its own config (retention
     bounds, deploy and break-glass role names) for every policy that reads them; what the file sets wins.
     """
-    return with_settings(tier_config(policy_dir, cfg.tier, warn), policies, stack_settings(cfg))
+    return with_settings(tier_config(policy_dir, cfg.stack_tier, warn), policies, stack_settings(cfg))
 
 
 def write_pack_config(path: Path, config: Mapping[str, Any]) -> Path:

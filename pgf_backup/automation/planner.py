@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
+from pgf_backup.config import WorkloadStack
 from pgf_backup.constants import STACK_BACKUP
 from pgf_backup.paths.checks import KINDS, PathResult, check_paths
 from pgf_backup.project import Project
@@ -46,7 +47,9 @@ def plan_all(
         queue.insert(0, STACK_BACKUP)
     for stack in queue:
         cfg = project.load_config(stack)
-        refs = {} if backup_outputs is None else {cfg.backup_stack: backup_outputs}
+        refs = (
+            {cfg.backup_stack: backup_outputs} if backup_outputs is not None and isinstance(cfg, WorkloadStack) else {}
+        )
         try:
             plan = plan_stack(project, stack, refs)
         except StackError as failure:

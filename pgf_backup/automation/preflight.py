@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 from pulumi.automation import InvalidVersionError, PulumiCommand
 from semver import VersionInfo
 
-from pgf_backup.config import ConfigError, RegionResourceTypes, StackConfig, partition
+from pgf_backup.config import ConfigError, RegionResourceTypes, StackConfig, VaultStack, partition
 from pgf_backup.constants import PROJECT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
 from pgf_backup.management import prerequisite_commands
 from pgf_backup.project import Project
@@ -152,13 +152,15 @@ def consistency_problems(project: Project, configs: Mapping[str, StackConfig]) -
 
 def compliance_locked_vaults(cfg: StackConfig) -> list[str]:
     """Keys of the vaults whose config asks for a Vault Lock in compliance mode."""
+    if not isinstance(cfg, VaultStack):
+        return []
     return [key for key, vault in cfg.vaults.items() if vault.lock is not None and vault.lock.mode == "compliance"]
 
 
 def destroy_refusal(cfg: StackConfig) -> str | None:
     """Why `destroy` is refused for this stack (a compliance-locked vault), or None."""
     locked = compliance_locked_vaults(cfg)
-    if not locked:
+    if not locked or not isinstance(cfg, VaultStack):
         return None
     names = ", ".join(f"{key!r} ({cfg.vault_name(key)})" for key in locked)
     return (

@@ -1,25 +1,38 @@
 """A stack's configuration: the one place it is read and validated.
 
 Split by layer: `types` (AWS's value types), `sections` (the models of each part), `stack` (a whole
-stack and the facts derived from it), `loading` (from Pulumi's flat map, and error messages).
+stack, one model per role, and the facts derived from it), `loading` (from Pulumi's flat map, and error messages).
 """
 
 from pgf_backup.config.loading import ConfigError, format_errors, load, load_from_pulumi, namespace_values
 from pgf_backup.config.sections import CONTINUOUS_RULE, CopyTarget, Iam, Plan, RegionResourceTypes
-from pgf_backup.config.stack import MANAGEMENT_KEYS, StackConfig
+from pgf_backup.config.stack import (
+    MANAGEMENT_KEYS,
+    ROLE_MODELS,
+    BackupAccountStack,
+    ManagementStack,
+    StackConfig,
+    VaultStack,
+    WorkloadStack,
+)
 from pgf_backup.config.types import Tier, VaultEvent, backup_regions, partition
 
 __all__ = [
     "CONTINUOUS_RULE",
     "MANAGEMENT_KEYS",
+    "ROLE_MODELS",
+    "BackupAccountStack",
     "ConfigError",
     "CopyTarget",
     "Iam",
+    "ManagementStack",
     "Plan",
     "RegionResourceTypes",
     "StackConfig",
     "Tier",
     "VaultEvent",
+    "VaultStack",
+    "WorkloadStack",
     "backup_regions",
     "format_errors",
     "load",

@@ -7,11 +7,11 @@ import difflib
 import json
 from collections.abc import Mapping
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from pgf_backup.config.stack import StackConfig
+from pgf_backup.config.stack import ROLE_MODELS, StackConfig
 from pgf_backup.constants import CONFIG_NAMESPACE
 
 
@@ -77,8 +77,37 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
     return current if _is_model(current) else None
 
 
+def _field_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> Any:
+    """The annotation of the field at `loc` (its parent reached by `_model_at`), or None."""
+    parent = _model_at(model, loc[:-1]) if loc else None
+    field = parent.model_fields.get(str(loc[-1])) if parent else None
+    return field.annotation if field else None
+
+
 def _keys_of(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
+
+
+_ROLES = ", ".join(ROLE_MODELS)
+_STACK = TypeAdapter[StackConfig](StackConfig)
+
+
+def _unknown_key(role: str, loc: tuple[int | str, ...]) -> str:
+    """A key refused where it stands: a key of another role's stacks, or a key no model has (a typo?)."""
+    model = ROLE_MODELS[role]
+    key = str(loc[-1])
+    owners = [name for name, other in ROLE_MODELS.items() if len(loc) == 1 and key in other.model_fields]
+    if owners:
+        return model.foreign_key(role, key, owners)
+    parent = _model_at(model, loc[:-1])
+    allowed = _keys_of(parent) if parent else []
+    # At the top, a misspelt key of another role is worth naming too (with whose it is).
+    others = {k: name for name, other in ROLE_MODELS.items() for k in other.model_fields} if len(loc) == 1 else {}
+    close = difflib.get_close_matches(key, [*allowed, *(k for k in others if k not in allowed)], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    if close and close[0] not in allowed:
+        hint += f" ({close[0]!r} is a key of {others[close[0]]} stacks)"
+    return f"unknown key.{hint} Allowed keys here: {', '.join(allowed)}"
 
 
 def format_errors(error: ValidationError) -> str:
@@ -86,16 +115,22 @@ def format_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         loc = item["loc"]
+        # The discriminated union puts the role first in each location: the key path starts after it.
+        role = str(loc[0]) if loc and loc[0] in ROLE_MODELS else None
+        loc = loc[1:] if role else loc
         path = ".".join(str(part) for part in loc)
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            parent = _model_at(StackConfig, loc[:-1])
-            allowed = _keys_of(parent) if parent else []
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            message = f"unknown key.{hint} Allowed keys here: {', '.join(allowed)}"
+        if item["type"] == "union_tag_not_found":
+            path, message = "role", f"required key is missing; allowed: {_ROLES}"
+        elif item["type"] == "union_tag_invalid":
+            path, message = "role", f"{item['ctx']['tag']!r} is not allowed; expected one of: {_ROLES}"
+        elif item["type"] == "extra_forbidden" and role:
+            message = _unknown_key(role, loc)
         elif item["type"] == "missing":
             message = "required key is missing"
+            field = _field_at(ROLE_MODELS[role], loc) if role else None
+            if field is not None and get_origin(_strip(field)) is Literal:
+                message += f"; allowed: {', '.join(map(str, get_args(_strip(field))))}"
         elif item["type"] == "literal_error":
             message = f"{item.get('input')!r} is not allowed; {message[0].lower()}{message[1:]}"
         elif item["type"] == "string_pattern_mismatch":
@@ -110,7 +145,7 @@ def format_errors(error: ValidationError) -> str:
 def load(config: Mapping[str, Any], source: str = "stack config") -> StackConfig:
     """Validate a flat Pulumi config map (`pgf-backup:key -> value`) into a `StackConfig`."""
     try:
-        return StackConfig.model_validate(namespace_values(config))
+        return _STACK.validate_python(namespace_values(config))
     except ValidationError as error:
         raise ConfigError(f"invalid configuration in {source}:\n{format_errors(error)}") from None
 

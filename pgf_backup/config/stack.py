@@ -1,11 +1,14 @@
-"""A whole stack's configuration (`StackConfig`): its sections, the rules across them for each role,
-and the facts derived from them once (copy targets, names, hardened tier, role ARNs)."""
+"""A whole stack's configuration, one model per role, chosen by the `role` key (`StackConfig`):
+`BackupAccountStack`, `WorkloadStack` and `ManagementStack`. Each holds only the keys its role reads,
+the rules across its sections, and the facts derived from them once (copy targets, names, hardened
+tier, role ARNs)."""
 
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,59 +32,33 @@ from pgf_backup.config.sections import (
     Vault,
     VaultLock,
 )
-from pgf_backup.config.types import AccountId, Model, Region, Role, Tier, partition
+from pgf_backup.config.types import AccountId, Model, Region, Tier, partition
 from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
 from pgf_backup.limits import lock_admits
 from pgf_backup.schedules import ScheduleError, utc_schedule
 
-# The keys the management stack reads (role: management).
-MANAGEMENT_KEYS = frozenset({"role", "accounts", "organization", "regions", "iam", "tags", "scheduling"})
+AccountName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+VaultKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
-class StackConfig(Model):
-    """The whole configuration of one stack (keys of the `pgf-backup:` namespace)."""
+class _Stack(Model):
+    """The keys every stack reads: the organization's accounts, regions, roles and tags."""
 
-    role: Role
-    tier: Tier | None = None
-    accounts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")], AccountId]
+    # The text after "`<key>`: " when a key of another role appears in this role's stack file.
+    foreign_keys: ClassVar[Mapping[str, str]] = {}
+
+    accounts: dict[AccountName, AccountId]
     organization: Organization = Organization()
     regions: Regions
     iam: Iam = Iam()
     tags: Tags = Tags()
-    tier_bounds: TierBounds = TierBounds()
-    # Required (at least one) except in the management stack, which has none (checked below).
-    vaults: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")], Vault] = Field(default_factory=dict)
     scheduling: Literal["account", "organization"] = "account"
-    plan: Plan | None = None
-    # Backup account in organization mode: each tier's plan, written as a BACKUP_POLICY.
-    plans: dict[Tier, Plan] = Field(default_factory=dict)
-    # Workload stacks: application data this stack protects.
-    buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
-    databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
-    aws_config_rules: AwsConfigRules = AwsConfigRules()
-    # Workload stacks: services opted in to AWS Backup in the account's region settings.
-    services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
-    # Workload stacks: per region, every resource type AWS Backup offers there (region settings send whole maps).
-    region_resource_types: dict[Region, RegionResourceTypes] = Field(default_factory=dict)
-    # Workload stacks: the `backup` stack their StackReference reads (self-managed backends use
-    # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
-    backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
-    # Backup account stack: the workload stacks after it, in rollout order (a canary rollout).
-    rollout_order: Annotated[tuple[StackName, ...], Field(min_length=1)] = ("lab", "dev", "prod")
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> StackConfig:
+    def _cross_checks(self) -> _Stack:
         errors: list[str] = []
         if STACK_BACKUP not in self.accounts:
             errors.append("accounts: the backup account is missing (key 'backup')")
-        if self.role == ROLE_MANAGEMENT:
-            self._check_management(errors)
-        elif self.role == ROLE_WORKLOAD:
-            self._check_workload(errors)
-        else:
-            self._check_backup_account(errors)
-        if self.role != ROLE_MANAGEMENT and not self.vaults:
-            errors.append("vaults: at least one vault is needed (vaults.<key> with its tier)")
         backup_id = self.accounts.get(STACK_BACKUP)
         for name, account in self.accounts.items():
             if name == STACK_MANAGEMENT and account == backup_id:
@@ -96,124 +73,83 @@ class StackConfig(Model):
                     f"accounts.{name}: {account} is the backup account's id; the backup account "
                     "must be distinct from every workload account"
                 )
-        self._check_vaults(errors)
-        self._check_region_resource_types(errors)
-        if len(set(self.rollout_order)) != len(self.rollout_order) or STACK_BACKUP in self.rollout_order:
-            errors.append(
-                f"rollout_order: {list(self.rollout_order)} must list each workload stack once, without 'backup' "
-                "(it always goes first)"
-            )
+        self._check(errors)
         if errors:
             raise ValueError("\n".join(errors))
         return self
 
-    def _check_management(self, errors: list[str]) -> None:
-        if STACK_MANAGEMENT not in self.accounts:
-            errors.append(
-                "accounts: the management stack deploys into the organization's management account: "
-                "give its id (key 'management')"
-            )
-        # Every other key configures vaults, plans or data, which the management account does not hold.
-        for key in sorted(self.model_fields_set - MANAGEMENT_KEYS):
-            errors.append(
-                f"{key}: not used by the management stack (role: management), which only sets AWS Backup's global "
-                "settings, the delegated administrator and the Organizations delegation policy; allowed keys: "
-                f"{', '.join(sorted(MANAGEMENT_KEYS))}"
-            )
-        if self.scheduling == "organization":
-            if not self.organization.id:
-                errors.append("organization.id: organization mode needs the organization id (o-...)")
-            if not self.organization.root_id:
-                errors.append(
-                    "organization.root_id: organization mode's delegation policy names the organization's root "
-                    "(r-..., from `aws organizations list-roots` in the management account)"
-                )
+    def _check(self, errors: list[str]) -> None:
+        """The role's own rules across sections (each appends `<key path>: <problem>` lines)."""
 
-    def _check_backup_account(self, errors: list[str]) -> None:
-        if self.buckets or self.databases:
-            errors.append("buckets, databases: application data is protected in its workload stack")
-        if self.tier is not None:
-            errors.append("tier: only a workload stack has a tier; the backup account hosts vaults per tier")
-        if self.plan is not None:
-            errors.append(
-                "plan: the backup account has no plan of its own; in account mode plans live in the workload "
-                "stacks (plan), in organization mode here under plans.<tier>"
-            )
-        if self.scheduling == "account" and self.plans:
-            errors.append(
-                "plans: only used in organization mode (scheduling: organization); move them to the "
-                "workload stacks' plan"
-            )
-        if self.scheduling == "organization":
-            if not self.organization.id:
-                errors.append("organization.id: organization mode needs the organization id (o-...)")
-            if not self.plans:
-                errors.append("plans: organization mode needs a plan per tier (plans.<tier>.rules)")
-            for tier in self.plans:
-                if tier not in self.organization.policy_targets:
-                    errors.append(
-                        f"organization.policy_targets.{tier}: where the {tier} BACKUP_POLICY is attached "
-                        "(root r-..., OU ou-..., or account ids) is missing"
-                    )
-                if not self.central_vault_key(tier):
-                    errors.append(f"plans.{tier}: no vault of tier {tier!r} in vaults to receive its copies")
-        for tier, plan in self.plans.items():
-            central = self.central_vault_key(tier) or ""
-            vault = self.vaults.get(central)
-            locks: dict[CopyTarget | None, tuple[str, VaultLock | None]] = {}
-            if vault and vault.lock:
-                locks["backup_account"] = (central, vault.lock)
-            if vault and vault.air_gapped:
-                gap = vault.air_gapped
-                locks["air_gapped"] = (
-                    f"{central} (air-gapped)",
-                    VaultLock(
-                        mode="governance",
-                        min_retention_days=gap.min_retention_days,
-                        max_retention_days=gap.max_retention_days,
-                    ),
-                )
-            elif plan.copy_to_air_gapped:
-                errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
-            self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
-            for name, rule in plan.all_rules().items():
-                # The BACKUP_POLICY takes UTC crons only: refused here, before any stack runs.
-                try:
-                    utc_schedule(rule.schedule, rule.timezone)
-                except ScheduleError as error:
-                    errors.append(f"{rule.key(f'plans.{tier}', name)}.timezone: {error}")
+    # -- derived values ------------------------------------------------------------------------
 
-    def _check_workload(self, errors: list[str]) -> None:
-        if self.tier is None:
-            errors.append("tier: a workload stack needs its tier (lab, dev or prod)")
-            return
-        if self.tier not in self.accounts:
-            errors.append(f"accounts: no account for this stack's tier {self.tier!r}")
-        if self.plans:
-            errors.append("plans: only the backup account holds plans per tier (organization mode)")
+    @property
+    @abstractmethod
+    def account_id(self) -> str:
+        """Account this stack deploys into."""
+
+    @classmethod
+    def foreign_key(cls, role: str, key: str, owners: list[str]) -> str:
+        """What to say of `key`, a key of the `owners` roles' stacks, found in a stack of role `role`."""
+        return cls.foreign_keys.get(key) or (
+            f"not used by {role} stacks (role: {role}); it is a key of {' and '.join(owners)} stacks"
+        )
+
+    @property
+    def stack_tier(self) -> Tier | None:
+        """The tier a workload stack protects; None for the backup account and management stacks."""
+        return None
+
+    @property
+    def hardened(self) -> bool:
+        """Production hardening (protected, retained, guarded keys): the prod tier's stack."""
+        return False
+
+    @property
+    def workload_account_ids(self) -> list[str]:
+        """The accounts other than the backup and the management account (sorted, each once)."""
+        return sorted({a for name, a in self.accounts.items() if name not in (STACK_BACKUP, STACK_MANAGEMENT)})
+
+    @property
+    def backup_account_id(self) -> str:
+        """The dedicated backup account of the organization."""
+        return self.accounts[STACK_BACKUP]
+
+    def role_arn(self, account_id: str, role_name: str, region: str | None = None) -> str:
+        """ARN of an IAM role in an account, in the partition of the primary region."""
+        return f"arn:{partition(region or self.regions.primary)}:iam::{account_id}:role/{role_name}"
+
+
+class VaultStack(_Stack):
+    """A stack that hosts vaults: the backup account and the workload stacks."""
+
+    tier_bounds: TierBounds = TierBounds()
+    vaults: dict[VaultKey, Vault]
+
+    def _check(self, errors: list[str]) -> None:
+        if not self.vaults:
+            errors.append("vaults: at least one vault is needed (vaults.<key> with its tier)")
+        names: dict[str, str] = {}
         for key, vault in self.vaults.items():
-            if vault.tier != self.tier:
+            name = self.vault_name(key)
+            longest = self.air_gapped_vault_name(key) if vault.air_gapped else name
+            if not re.fullmatch(r"[A-Za-z0-9_-]{2,50}", longest):
                 errors.append(
-                    f"vaults.{key}.tier: {vault.tier!r} in a {self.tier!r} stack; a workload "
-                    "account only hosts vaults of its own tier"
+                    f"vaults.{key}: the vault name {longest!r} (from tags.application and the key, or "
+                    f"vaults.{key}.name) must be 2-50 letters, digits, '-' or '_'"
                 )
-            if vault.air_gapped is not None:
-                errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
-        self._check_data(errors)
-        if self.scheduling == "organization":
-            if self.plan is not None:
+            if name in names:
+                errors.append(f"vaults.{key}.name: {name!r} is already the name of vault {names[name]!r}")
+            names[name] = key
+            lock = vault.lock
+            if lock is None:
+                continue
+            floor = self.tier_bounds.of(vault.tier).min_days
+            if vault.tier == "prod" and lock.min_retention_days < floor:
                 errors.append(
-                    "plan: in organization mode the plan comes from the backup stack's BACKUP_POLICY "
-                    f"(plans.{self.tier} in Pulumi.backup.yaml); remove it here"
+                    f"vaults.{key}.lock.min_retention_days: {lock.min_retention_days} is below "
+                    f"the prod minimum of {floor} days"
                 )
-            return
-        if self.plan is None:
-            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules) in account mode")
-            return
-        key = self.central_vault_key(self.tier) or ""
-        lock = self.vaults[key].lock if key in self.vaults else None
-        # The recovery point lands in the local vault, the region copy in its copy-region twin.
-        self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
 
     def _check_plan(
         self,
@@ -259,18 +195,182 @@ class StackConfig(Model):
                         "AWS Backup would fail every such job"
                     )
 
-    def _check_region_resource_types(self, errors: list[str]) -> None:
-        """Workload stacks list, per region, the whole set of types their region settings send."""
-        if self.role != ROLE_WORKLOAD:
-            # Opt-in and full management decide how AWS Backup backs up an account's own resources; the
-            # backup account has none to back up, and copies land in its vaults whatever its settings say.
-            # (The management stack refuses every key it does not read.)
-            if self.role == ROLE_BACKUP_ACCOUNT and self.region_resource_types:
+    # -- derived values ------------------------------------------------------------------------
+
+    def central_vault_key(self, tier: str) -> str | None:
+        """The first vault of a tier: it receives the tier's recovery points (and copies)."""
+        return next((key for key, vault in self.vaults.items() if vault.tier == tier), None)
+
+    def vault_name(self, key: str) -> str:
+        """AWS name of a vault (the same in each region)."""
+        return self.vaults[key].name or f"{self.tags.application}-{key}"
+
+    def air_gapped_vault_name(self, key: str) -> str:
+        """AWS name of the logically air-gapped vault beside vault `key` (backup account)."""
+        return f"{self.vault_name(key)}-air-gapped"
+
+    def plan_name(self, tier: str) -> str:
+        """AWS name of a tier's backup plan (and of its BACKUP_POLICY)."""
+        return f"{self.tags.application}-{tier}"
+
+    @property
+    def copy_destination_accounts(self) -> list[str]:
+        """Accounts other than this one that the stack's copy actions write to (none from the backup account)."""
+        return []
+
+    def copy_targets(self, plan: Plan | None) -> list[CopyTarget]:
+        """Where each rule of `plan` copies its recovery points."""
+        if plan is None:
+            return []
+        targets: list[CopyTarget] = []
+        if plan.copy_to_backup_account:
+            targets.append("backup_account")
+        if plan.copy_to_region and self.regions.copy_region is not None:
+            targets.append("copy_region")
+        if plan.copy_to_air_gapped:
+            targets.append("air_gapped")
+        return targets
+
+
+_WORKLOAD_DATA = "application data is protected in its workload stack (role: workload)"
+
+
+class BackupAccountStack(VaultStack):
+    """The organization's backup account: central and air-gapped vaults per tier, and in organization
+    mode each tier's plan as a BACKUP_POLICY."""
+
+    foreign_keys: ClassVar[Mapping[str, str]] = {
+        "tier": "only a workload stack has a tier; the backup account hosts vaults per tier",
+        "plan": (
+            "the backup account has no plan of its own; in account mode plans live in the workload "
+            "stacks (plan), in organization mode here under plans.<tier>"
+        ),
+        "buckets": _WORKLOAD_DATA,
+        "databases": _WORKLOAD_DATA,
+        "region_resource_types": (
+            "only workload stacks manage AWS Backup region settings; the backup account backs up no resources "
+            "of its own (it receives copies), so remove it here"
+        ),
+        "services": "only workload stacks opt services in to AWS Backup; the backup account receives copies",
+    }
+
+    role: Literal["backup-account"]
+    # Organization mode: each tier's plan, written as a BACKUP_POLICY.
+    plans: dict[Tier, Plan] = Field(default_factory=dict)
+    # The workload stacks after it, in rollout order (a canary rollout).
+    rollout_order: Annotated[tuple[StackName, ...], Field(min_length=1)] = ("lab", "dev", "prod")
+
+    def _check(self, errors: list[str]) -> None:
+        super()._check(errors)
+        if len(set(self.rollout_order)) != len(self.rollout_order) or STACK_BACKUP in self.rollout_order:
+            errors.append(
+                f"rollout_order: {list(self.rollout_order)} must list each workload stack once, without 'backup' "
+                "(it always goes first)"
+            )
+        if self.scheduling == "account" and self.plans:
+            errors.append(
+                "plans: only used in organization mode (scheduling: organization); move them to the "
+                "workload stacks' plan"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.plans:
+                errors.append("plans: organization mode needs a plan per tier (plans.<tier>.rules)")
+            for tier in self.plans:
+                if tier not in self.organization.policy_targets:
+                    errors.append(
+                        f"organization.policy_targets.{tier}: where the {tier} BACKUP_POLICY is attached "
+                        "(root r-..., OU ou-..., or account ids) is missing"
+                    )
+                if not self.central_vault_key(tier):
+                    errors.append(f"plans.{tier}: no vault of tier {tier!r} in vaults to receive its copies")
+        for tier, plan in self.plans.items():
+            central = self.central_vault_key(tier) or ""
+            vault = self.vaults.get(central)
+            locks: dict[CopyTarget | None, tuple[str, VaultLock | None]] = {}
+            if vault and vault.lock:
+                locks["backup_account"] = (central, vault.lock)
+            if vault and vault.air_gapped:
+                gap = vault.air_gapped
+                locks["air_gapped"] = (
+                    f"{central} (air-gapped)",
+                    VaultLock(
+                        mode="governance",
+                        min_retention_days=gap.min_retention_days,
+                        max_retention_days=gap.max_retention_days,
+                    ),
+                )
+            elif plan.copy_to_air_gapped:
+                errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
+            self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
+            for name, rule in plan.all_rules().items():
+                # The BACKUP_POLICY takes UTC crons only: refused here, before any stack runs.
+                try:
+                    utc_schedule(rule.schedule, rule.timezone)
+                except ScheduleError as error:
+                    errors.append(f"{rule.key(f'plans.{tier}', name)}.timezone: {error}")
+
+    @property
+    def account_id(self) -> str:
+        return self.accounts[STACK_BACKUP]
+
+
+class WorkloadStack(VaultStack):
+    """A workload account's stack: its tier's vaults, plan (account mode) and application data."""
+
+    foreign_keys: ClassVar[Mapping[str, str]] = {
+        "plans": "only the backup account holds plans per tier (organization mode)",
+        "rollout_order": "the rollout order is the backup account's (Pulumi.backup.yaml)",
+    }
+
+    role: Literal["workload"]
+    tier: Tier
+    # Account mode: the tier's plan (in organization mode it comes from the backup stack's BACKUP_POLICY).
+    plan: Plan | None = None
+    # Application data this stack protects.
+    buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
+    databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
+    aws_config_rules: AwsConfigRules = AwsConfigRules()
+    # Services opted in to AWS Backup in the account's region settings.
+    services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
+    # Per region, every resource type AWS Backup offers there (region settings send whole maps).
+    region_resource_types: dict[Region, RegionResourceTypes] = Field(default_factory=dict)
+    # The `backup` stack their StackReference reads (self-managed backends use
+    # `organization/<project>/<stack>`; Pulumi Cloud uses `<org>/<project>/<stack>`).
+    backup_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] = "organization/pgf-backup/backup"
+
+    def _check(self, errors: list[str]) -> None:
+        super()._check(errors)
+        if self.tier not in self.accounts:
+            errors.append(f"accounts: no account for this stack's tier {self.tier!r}")
+        for key, vault in self.vaults.items():
+            if vault.tier != self.tier:
                 errors.append(
-                    "region_resource_types: only workload stacks manage AWS Backup region settings; the backup "
-                    "account backs up no resources of its own (it receives copies), so remove it here"
+                    f"vaults.{key}.tier: {vault.tier!r} in a {self.tier!r} stack; a workload "
+                    "account only hosts vaults of its own tier"
+                )
+            if vault.air_gapped is not None:
+                errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
+        self._check_data(errors)
+        self._check_region_resource_types(errors)
+        if self.scheduling == "organization":
+            if self.plan is not None:
+                errors.append(
+                    "plan: in organization mode the plan comes from the backup stack's BACKUP_POLICY "
+                    f"(plans.{self.tier} in Pulumi.backup.yaml); remove it here"
                 )
             return
+        if self.plan is None:
+            errors.append("plan: a workload stack needs its tier's backup plan (plan.rules) in account mode")
+            return
+        key = self.central_vault_key(self.tier) or ""
+        lock = self.vaults[key].lock if key in self.vaults else None
+        # The recovery point lands in the local vault, the region copy in its copy-region twin.
+        self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
+
+    def _check_region_resource_types(self, errors: list[str]) -> None:
+        """Per region, the whole set of types the region settings send."""
         for region in self.regions.all:
             listed = self.region_resource_types.get(region)
             if listed is None:
@@ -315,72 +415,23 @@ class StackConfig(Model):
                     "or set plan.copy_to_backup_account: false"
                 )
 
-    def central_vault_key(self, tier: str) -> str | None:
-        """The first vault of a tier: it receives the tier's recovery points (and copies)."""
-        return next((key for key, vault in self.vaults.items() if vault.tier == tier), None)
-
-    def _check_vaults(self, errors: list[str]) -> None:
-        names: dict[str, str] = {}
-        for key, vault in self.vaults.items():
-            name = self.vault_name(key)
-            longest = self.air_gapped_vault_name(key) if vault.air_gapped else name
-            if not re.fullmatch(r"[A-Za-z0-9_-]{2,50}", longest):
-                errors.append(
-                    f"vaults.{key}: the vault name {longest!r} (from tags.application and the key, or "
-                    f"vaults.{key}.name) must be 2-50 letters, digits, '-' or '_'"
-                )
-            if name in names:
-                errors.append(f"vaults.{key}.name: {name!r} is already the name of vault {names[name]!r}")
-            names[name] = key
-            lock = vault.lock
-            if lock is None:
-                continue
-            floor = self.tier_bounds.of(vault.tier).min_days
-            if vault.tier == "prod" and lock.min_retention_days < floor:
-                errors.append(
-                    f"vaults.{key}.lock.min_retention_days: {lock.min_retention_days} is below "
-                    f"the prod minimum of {floor} days"
-                )
-
     # -- derived values ------------------------------------------------------------------------
 
     @property
     def account_id(self) -> str:
-        """Account this stack deploys into."""
-        if self.role == ROLE_MANAGEMENT:
-            return self.accounts[STACK_MANAGEMENT]
-        return self.accounts[STACK_BACKUP if self.role == ROLE_BACKUP_ACCOUNT else str(self.tier)]
+        return self.accounts[self.tier]
 
     @property
-    def workload_account_ids(self) -> list[str]:
-        """The accounts other than the backup and the management account (sorted, each once)."""
-        return sorted({a for name, a in self.accounts.items() if name not in (STACK_BACKUP, STACK_MANAGEMENT)})
-
-    @property
-    def backup_account_id(self) -> str:
-        """The dedicated backup account of the organization."""
-        return self.accounts[STACK_BACKUP]
-
-    def vault_name(self, key: str) -> str:
-        """AWS name of a vault (the same in each region)."""
-        return self.vaults[key].name or f"{self.tags.application}-{key}"
-
-    def air_gapped_vault_name(self, key: str) -> str:
-        """AWS name of the logically air-gapped vault beside vault `key` (backup account)."""
-        return f"{self.vault_name(key)}-air-gapped"
-
-    def plan_name(self, tier: str) -> str:
-        """AWS name of a tier's backup plan (and of its BACKUP_POLICY)."""
-        return f"{self.tags.application}-{tier}"
+    def stack_tier(self) -> Tier | None:
+        return self.tier
 
     @property
     def hardened(self) -> bool:
-        """Production hardening (protected, retained, guarded keys): the prod tier's stack."""
         return self.tier == "prod"
 
     @property
     def copy_destination_accounts(self) -> list[str]:
-        """Accounts other than this one that a workload stack's copy actions write to (both modes)."""
+        """Accounts other than this one that this stack's copy actions write to (both modes)."""
         return self._copies_out(set(self.copy_targets()))
 
     def database_copy_accounts(self, name: str) -> list[str]:
@@ -396,7 +447,7 @@ class StackConfig(Model):
 
     def _copies_out(self, targets: set[CopyTarget]) -> list[str]:
         backup = self.accounts.get(STACK_BACKUP)
-        if self.role != ROLE_WORKLOAD or backup is None:
+        if backup is None:
             return []
         if self.scheduling == "organization":
             # The tier's BACKUP_POLICY copies to the backup account's central (and air-gapped) vaults.
@@ -406,18 +457,52 @@ class StackConfig(Model):
 
     def copy_targets(self, plan: Plan | None = None) -> list[CopyTarget]:
         """Where each rule of `plan` (by default this stack's) copies its recovery points."""
-        plan = plan or self.plan
-        if plan is None:
-            return []
-        targets: list[CopyTarget] = []
-        if plan.copy_to_backup_account:
-            targets.append("backup_account")
-        if plan.copy_to_region and self.regions.copy_region is not None:
-            targets.append("copy_region")
-        if plan.copy_to_air_gapped:
-            targets.append("air_gapped")
-        return targets
+        return super().copy_targets(plan or self.plan)
 
-    def role_arn(self, account_id: str, role_name: str, region: str | None = None) -> str:
-        """ARN of an IAM role in an account, in the partition of the primary region."""
-        return f"arn:{partition(region or self.regions.primary)}:iam::{account_id}:role/{role_name}"
+
+class ManagementStack(_Stack):
+    """The organization's management account: AWS Backup's global settings, the delegated administrator
+    and the Organizations delegation policy. It holds no vaults, plans or data."""
+
+    role: Literal["management"]
+
+    @classmethod
+    def foreign_key(cls, role: str, key: str, owners: list[str]) -> str:
+        # Every other key configures vaults, plans or data, which the management account does not hold.
+        return (
+            "not used by the management stack (role: management), which only sets AWS Backup's global "
+            "settings, the delegated administrator and the Organizations delegation policy; allowed keys: "
+            f"{', '.join(sorted(cls.model_fields))}"
+        )
+
+    def _check(self, errors: list[str]) -> None:
+        if STACK_MANAGEMENT not in self.accounts:
+            errors.append(
+                "accounts: the management stack deploys into the organization's management account: "
+                "give its id (key 'management')"
+            )
+        if self.scheduling == "organization":
+            if not self.organization.id:
+                errors.append("organization.id: organization mode needs the organization id (o-...)")
+            if not self.organization.root_id:
+                errors.append(
+                    "organization.root_id: organization mode's delegation policy names the organization's root "
+                    "(r-..., from `aws organizations list-roots` in the management account)"
+                )
+
+    @property
+    def account_id(self) -> str:
+        return self.accounts[STACK_MANAGEMENT]
+
+
+AnyStack = BackupAccountStack | WorkloadStack | ManagementStack
+# One stack's configuration: the model of its role, chosen by the `role` key.
+StackConfig = Annotated[AnyStack, Field(discriminator="role")]
+# Each role's model, by the value of `role`.
+ROLE_MODELS: dict[str, type[AnyStack]] = {
+    ROLE_BACKUP_ACCOUNT: BackupAccountStack,
+    ROLE_WORKLOAD: WorkloadStack,
+    ROLE_MANAGEMENT: ManagementStack,
+}
+# The keys the management stack reads (role: management).
+MANAGEMENT_KEYS = frozenset(ManagementStack.model_fields)

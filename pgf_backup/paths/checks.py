@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from pgf_backup.config import StackConfig, partition
-from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, TAG_BACKUP_TIER
+from pgf_backup.config import BackupAccountStack, ManagementStack, StackConfig, WorkloadStack, partition
+from pgf_backup.constants import TAG_BACKUP_TIER
 from pgf_backup.limits import RDS_DB_INSTANCE_ARN, lock_admits
 from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, arn_account, decide
 
@@ -282,7 +282,7 @@ def account_mode_copies(plan: PlannedStack, providers: Mapping[str, tuple[str, s
 
 
 def organization_mode_copies(
-    backup: PlannedStack, workload: PlannedStack, cfg: StackConfig, databases: Sequence[str]
+    backup: PlannedStack, workload: PlannedStack, cfg: WorkloadStack, databases: Sequence[str]
 ) -> list[CopyAction]:
     """The copy actions the tier's BACKUP_POLICY gives one member account (organization mode)."""
     copies: list[CopyAction] = []
@@ -474,7 +474,7 @@ def _cross_account_copy(  # noqa: PLR0917 - the two ends of the copy and who run
         )
 
 
-def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinations: Iterable[str]) -> None:
+def check_database_keys(out: _Collector, cfg: WorkloadStack, stack: str, destinations: Iterable[str]) -> None:
     """Snapshot types keep the database's own key: the path is unproven until its key policy admits the copy."""
     accounts = sorted({arn_account(d) for d in destinations} - {cfg.account_id})
     for name, database in cfg.databases.items():
@@ -494,7 +494,7 @@ def check_database_keys(out: _Collector, cfg: StackConfig, stack: str, destinati
         )
 
 
-def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, cfg: StackConfig, stack: str) -> None:
+def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, cfg: WorkloadStack, stack: str) -> None:
     """The copy of a central recovery point back into this workload account, per region."""
     role = next(
         (
@@ -591,7 +591,7 @@ def check_guards(out: _Collector, found: Inventory, stack: str, cfg: StackConfig
                 )
 
 
-def check_data(out: _Collector, plan: PlannedStack, cfg: StackConfig) -> None:
+def check_data(out: _Collector, plan: PlannedStack, cfg: WorkloadStack) -> None:
     """The application's TLS uploads relying on default encryption pass; plain HTTP and other accounts do not."""
     policies = {
         str((r.get("inputs") or {}).get("bucket")): str((r.get("inputs") or {}).get("policy"))
@@ -721,12 +721,12 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
     """Every path of the planned stacks (the backup stack's plan must be among them)."""
     found = inventory(plans)
     out = _Collector()
-    backup = next((p for p in plans if configs[p.stack].role == ROLE_BACKUP_ACCOUNT), None)
+    backup = next((p for p in plans if isinstance(configs[p.stack], BackupAccountStack)), None)
     for plan in plans:
         cfg = configs[plan.stack]
-        if cfg.role == ROLE_MANAGEMENT:
+        if isinstance(cfg, ManagementStack):
             continue  # no vault, key, copy or data: only settings of the organization
-        if cfg.role == ROLE_BACKUP_ACCOUNT:
+        if isinstance(cfg, BackupAccountStack):
             check_guards(out, found, plan.stack, cfg)
             check_notifications(out, found, plan, cfg.account_id)
             continue
