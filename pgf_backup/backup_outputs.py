@@ -117,10 +117,10 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
     if cfg.scheduling == "organization":
         policy = typed.backup_policies.get(cfg.tier)
         expected = policy.vault_name if policy else None
-        key = cfg.central_vault_key(cfg.tier) or ""
+        key = cfg.vault_key
         if not expected:
             found.append(f"output 'backup_policies.{cfg.tier}.vault_name' is missing")
-        elif key and expected != cfg.vault_name(key):
+        elif expected != cfg.vault_name(key):
             found.append(
                 f"vaults.{key}.name: the {cfg.tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
                 f"names it {cfg.vault_name(key)!r}; use the same name"

@@ -498,9 +498,7 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
         **data_outputs,
     }
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
-    key = cfg.central_vault_key(tier)
-    assert key is not None
-    local = vaults[key]
+    local = vaults[cfg.vault_key]
     checked = reference.outputs.apply(functools.partial(_checked, cfg))
     if cfg.scheduling == "organization":
         # The policy names the vault by name in every member account: `_checked` compares them.

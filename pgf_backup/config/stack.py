@@ -364,7 +364,7 @@ class WorkloadStack(VaultStack):
         if self.plan is None:
             errors.append("plan: a workload stack needs its tier's backup plan (plan.rules) in account mode")
             return
-        key = self.central_vault_key(self.tier) or ""
+        key = self.central_vault_key(self.tier) or ""  # the vaults' checks above report a missing one
         lock = self.vaults[key].lock if key in self.vaults else None
         # The recovery point lands in the local vault, the region copy in its copy-region twin.
         self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
@@ -424,6 +424,11 @@ class WorkloadStack(VaultStack):
     @property
     def stack_tier(self) -> Tier | None:
         return self.tier
+
+    @property
+    def vault_key(self) -> str:
+        """The vault that receives this stack's recovery points: the first (each vault here is of its tier)."""
+        return next(iter(self.vaults))
 
     @property
     def hardened(self) -> bool:
