@@ -1,0 +1,1 @@
+"""Tests of the exports package (Glue Data Catalog and the export store)."""
