@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.keys import customer_managed_key
-from components.policies import KeyGuard, eventbridge_topic_key_statements, key_policy
+from components.policies import KeyGuard, alarm_topic_statements, eventbridge_topic_key_statements, key_policy
 from components.topics import encrypted_topic
 
 # https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-backup.html: "AWS Backup sends the
@@ -105,12 +105,14 @@ class JobAlerts(pulumi.ComponentResource):
         key = self._create_key(name, child)
         topic = encrypted_topic(
             f"{name}-topic",
-            f"{args.name_prefix}-backup-job-alerts",
+            self.topic_name,
             key.arn,
             ("EventBridgePublishes", "events.amazonaws.com"),
             (args.partition, args.region, args.account_id),
             args.tags,
             child,
+            # CloudWatch alarms of this account and region (the export functions', for one) alert here too.
+            also=self._alarm_statements()[:1],
         )
         self.rule_names = self._create_rules(name, topic, child)
 
@@ -118,10 +120,21 @@ class JobAlerts(pulumi.ComponentResource):
         self.key_arn = key.arn
         self.register_outputs({"topic_arn": topic.arn, "key_arn": key.arn, "rule_names": self.rule_names})
 
+    @property
+    def topic_name(self) -> str:
+        """The alert topic's name."""
+        return f"{self._args.name_prefix}-backup-job-alerts"
+
+    def _alarm_statements(self) -> list[dict[str, Any]]:
+        """The topic's and the key's statement admitting this account and region's CloudWatch alarms."""
+        args = self._args
+        topic_arn = f"arn:{args.partition}:sns:{args.region}:{args.account_id}:{self.topic_name}"
+        return alarm_topic_statements(args.partition, args.account_id, args.region, topic_arn)
+
     def _key_policy(self) -> str:
         args = self._args
         statements = eventbridge_topic_key_statements(args.partition, args.account_id, args.region)
-        return key_policy(args.partition, args.account_id, statements, args.key_guard)
+        return key_policy(args.partition, args.account_id, [*statements, *self._alarm_statements()[1:]], args.key_guard)
 
     def _create_key(self, name: str, opts: pulumi.ResourceOptions) -> aws.kms.Key:
         args = self._args

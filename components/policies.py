@@ -200,8 +200,8 @@ def eventbridge_topic_key_statements(partition: str, account_id: str, region: st
     ]
 
 
-def service_may_publish(sid: str, service: str, topic_arn: str, account_id: str) -> str:
-    """An SNS topic policy letting one AWS service publish, on behalf of this account only."""
+def service_may_publish(sid: str, service: str, topic_arn: str, account_id: str, also: Sequence[Statement] = ()) -> str:
+    """An SNS topic policy letting one AWS service publish, on behalf of this account only (and `also`)."""
     return document(
         [
             {
@@ -211,6 +211,39 @@ def service_may_publish(sid: str, service: str, topic_arn: str, account_id: str)
                 "Action": "SNS:Publish",
                 "Resource": topic_arn,
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            }
+            },
+            *also,
         ]
     )
+
+
+def alarm_topic_statements(partition: str, account_id: str, region: str, topic_arn: str) -> list[Statement]:
+    """What a topic and its key need so CloudWatch alarms of this account and region can publish to it.
+
+    The topic policy admits `cloudwatch.amazonaws.com` for this account's alarms (`aws:SourceArn`), and the
+    key lets CloudWatch generate and decrypt data keys: without them an alarm's action fails with "CloudWatch
+    Alarms does not have authorization to access the SNS topic encryption key"
+    (https://repost.aws/knowledge-center/cloudwatch-configure-alarm-sns and
+    https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). The first statement is
+    the topic's, the second the key's.
+    """
+    alarms = f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:*"
+    return [
+        {
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "SNS:Publish",
+            "Resource": topic_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": alarms}},
+        },
+        {
+            # As the knowledge-center page writes it: no page says which condition keys this request carries,
+            # and a condition AWS does not send would silently stop every alarm.
+            "Sid": "CloudWatchAlarmsEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+        },
+    ]

@@ -27,6 +27,37 @@ MAX_ARNS_PER_SELECTION: Final = 100
 RDS_DB_INSTANCE_ARN: Final = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:")
 RDS_DB_INSTANCE_TYPE: Final = "arn:aws:rds:*:*:db:*"
 
+# CloudWatch Logs retention values PutRetentionPolicy accepts (botocore's logs model, shape `Days`).
+LOG_RETENTION_DAYS: Final = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+# Export functions run at most 15 minutes, within Lambda's maximum (botocore's lambda model, CreateFunction
+# Timeout: "the maximum allowed value is 1,800 seconds"). Memory: "between 128 MB and 10,240 MB in 1-MB
+# increments" (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_MAX_TIMEOUT_SECONDS: Final = 900
+LAMBDA_MEMORY_MB: Final = (128, 10_240)
+
 # The strategy's retention per tier, in days (lab/dev short, prod at least 35).
 PROD_MIN_RETENTION_DAYS: Final = 35
 DEFAULT_TIER_BOUNDS: Final = {"lab": (7, 14), "dev": (7, 14), "prod": (PROD_MIN_RETENTION_DAYS, 3650)}

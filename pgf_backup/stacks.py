@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -23,24 +24,31 @@ from components import (
     BackupSettingsArgs,
     BackupVault,
     BackupVaultArgs,
+    CatalogExport,
     DatabaseArgs,
+    ExportFunctionArgs,
+    ExportStore,
+    ExportStoreArgs,
     JobAlerts,
     JobAlertsArgs,
     KeyGuard,
     OrgBackupPolicy,
     OrgBackupPolicyArgs,
+    QuickSightExport,
     RdsProtection,
     RdsProtectionArgs,
     S3Protection,
     S3ProtectionArgs,
     VaultLockArgs,
 )
+from components.exports import CATALOG_ROOT, QUICKSIGHT_ROOT
 from pgf_backup import backup_outputs
 from pgf_backup.config import (
     BackupAccountStack,
     ConfigError,
     CopyTarget,
     ManagementStack,
+    ScheduledExport,
     StackConfig,
     Tier,
     VaultStack,
@@ -53,9 +61,11 @@ from pgf_backup.constants import (
     ROLE_BACKUP_ACCOUNT,
     STACK_BACKUP,
     TAG_APPLICATION,
+    TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
 )
+from pgf_backup.lambda_package import build_package
 from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS, RDS_DB_INSTANCE_ARN, RDS_DB_INSTANCE_TYPE
 from pgf_backup.management import BACKUP_SERVICE_PRINCIPAL, GLOBAL_SETTINGS, delegation_policy
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
@@ -459,6 +469,82 @@ def protect_data(cfg: WorkloadStack, providers: Providers) -> tuple[list[str], d
     return arns, outputs
 
 
+def build_exports(cfg: WorkloadStack, providers: Providers, alert_topic_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The export bucket and the scheduled Glue catalog and QuickSight exports (`exports` in config)."""
+    exports = cfg.exports
+    assert exports is not None
+    part, region, account = partition(cfg.regions.primary), cfg.regions.primary, cfg.account_id
+    guard = (
+        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
+        if cfg.hardened
+        else None
+    )
+    tags: dict[str, str] = {TAG_BACKUP_TIER: cfg.tier, TAG_DATA_CLASSIFICATION: cfg.tags.data_classification}
+    store = ExportStore(
+        "exports",
+        ExportStoreArgs(
+            bucket=exports.bucket,
+            account_id=account,
+            region=region,
+            partition=part,
+            noncurrent_version_expiration_days=exports.noncurrent_version_expiration_days,
+            key_guard=guard,
+            # The strategy's selection tags (with the provider's default `application`): the tier's plan or
+            # BACKUP_POLICY selects the bucket by tag in either scheduling mode. Only the bucket: AWS Backup
+            # backs up none of the functions' resources.
+            tags=tags,
+            selection_tags={TAG_BACKUP_ENABLED: "true"},
+        ),
+        providers.opts(),
+    )
+    # Pulumi runs a program in its project folder, and resolves the archive's relative path from there.
+    package = build_package(Path.cwd())
+    outputs: dict[str, Any] = {"bucket": exports.bucket, "bucket_arn": store.bucket_arn, "kms_key": store.key_arn}
+    prefix = f"{cfg.tags.application}-{cfg.tier}"  # tags.application is at most 30 characters
+
+    def function_args(kind: str, schedule: ScheduledExport) -> ExportFunctionArgs:
+        return ExportFunctionArgs(
+            function_name=f"{prefix}-{kind}-export",
+            account_id=account,
+            region=region,
+            partition=part,
+            code_path=str(package.path),
+            code_sha256=package.sha256,
+            schedule=schedule.schedule,
+            timezone=schedule.timezone,
+            timeout_seconds=schedule.timeout_seconds,
+            memory_mb=schedule.memory_mb,
+            log_retention_days=exports.log_retention_days,
+            bucket=exports.bucket,
+            bucket_key_arn=store.key_arn,
+            alarm_topic_arn=alert_topic_arn,
+            tags=tags,
+        )
+
+    if cfg.catalog_export:
+        catalog = CatalogExport(
+            "catalog-export",
+            function_args("catalog", exports.catalog),
+            include_table_versions=exports.catalog.include_table_versions,
+            opts=providers.opts(),
+        )
+        outputs["catalog"] = {
+            "function": catalog.function.function_name,
+            "schedule": f"{exports.catalog.schedule} {exports.catalog.timezone}",
+            "prefix": f"s3://{exports.bucket}/{CATALOG_ROOT}/{account}/{region}/",
+        }
+    if cfg.quicksight_export:
+        assets = QuickSightExport(
+            "quicksight-export", function_args("quicksight", exports.quicksight), providers.opts()
+        )
+        outputs["quicksight"] = {
+            "function": assets.function.function_name,
+            "schedule": f"{exports.quicksight.schedule} {exports.quicksight.timezone}",
+            "prefix": f"s3://{exports.bucket}/{QUICKSIGHT_ROOT}/{account}/{region}/",
+        }
+    return {"exports": outputs, "export_bucket_arn": store.bucket_arn}
+
+
 def _selection_summary(outputs: dict[str, Any], selected_by: str, continuous: str | None) -> None:
     """Say in the outputs how each protected bucket and database is backed up."""
     for bucket in outputs.get("buckets", {}).values():
@@ -491,12 +577,19 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
             providers.opts(region),
         )
     protected_arns, data_outputs = protect_data(cfg, providers)
+    alerts = build_job_alerts(cfg, providers)
     outputs: dict[str, Any] = {
         "vaults": vault_outputs(cfg, vaults),
         "service_role_arn": role.role_arn,
-        "job_alerts": build_job_alerts(cfg, providers),
+        "job_alerts": alerts,
         **data_outputs,
     }
+    if cfg.exports is not None:
+        built = build_exports(cfg, providers, alerts[cfg.regions.primary]["topic_arn"])
+        outputs["exports"] = built["exports"]
+        if cfg.scheduling == "account":
+            # Selected by ARN too, like the application's buckets (organization mode selects by tag only).
+            protected_arns.append(built["export_bucket_arn"])
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
     local = vaults[cfg.vault_key]
     checked = reference.outputs.apply(functools.partial(_checked, cfg))

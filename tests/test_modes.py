@@ -473,8 +473,12 @@ def test_organization_mode_workloads_create_no_plan(run_stack: RunStack, org_pro
     assert "aws:backup/plan:Plan" not in types and "aws:backup/selection:Selection" not in types
     assert "aws:s3/bucketVersioning:BucketVersioning" in types  # data protection does not depend on the mode
     assert {"aws:backup/vault:Vault", "aws:kms/key:Key", "aws:iam/role:Role"} <= types
-    (role,) = _of_type(workload, "aws:iam/role:Role")
-    assert role["inputs"]["name"] == "pgf-backup-service-role"  # the name the policy expects
+    # The service role, with the name the policy expects (the other roles are the export functions').
+    roles = {r["inputs"]["name"] for r in _of_type(workload, "aws:iam/role:Role")}
+    assert "pgf-backup-service-role" in roles
+    assert roles - {"pgf-backup-service-role"} == {
+        f"pgf-prod-{kind}-export-{who}" for kind in ("catalog", "quicksight") for who in ("function", "scheduler")
+    }
     assert workload["outputs"]["policy_vault_name"] == "pgf-prod"
 
 

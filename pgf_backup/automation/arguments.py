@@ -1,9 +1,11 @@
-"""argparse types of the command line: files and folders checked before any work starts."""
+"""The command line's argparse pieces: the parser class every command uses, and argument types (files and
+folders checked before any work starts)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -44,3 +46,16 @@ def project_folder(text: str) -> Path:
             f"folder {text} has no Pulumi.yaml; give the project's folder (the one with Pulumi.yaml)"
         )
     return path
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as exit status 2 without exiting the interpreter."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise UsageError
+
+
+class UsageError(Exception):
+    """A command line argparse refused (its message is already printed)."""

@@ -8,37 +8,24 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from pgf_backup.automation import driver, plan_command
-from pgf_backup.automation.arguments import project_folder
+from pgf_backup.automation import driver, exports_command, plan_command
+from pgf_backup.automation.arguments import Parser, UsageError, project_folder
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import ConfigError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as exit status 2 without exiting the interpreter."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise _UsageError
-
-
-class _UsageError(Exception):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = _Parser(prog="pgf-backup", description="PGF's multi-account AWS Backup rollout.")
+    parser = Parser(prog="pgf-backup", description="PGF's multi-account AWS Backup rollout.")
     parser.add_argument(
         "--project-dir",
         type=project_folder,
         default=None,
         help="folder holding Pulumi.yaml (default: found at or above the current folder)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     # Every command registers the same way: its module adds its parser and sets its handler.
-    for module in (plan_command, driver):
+    for module in (plan_command, driver, exports_command):
         module.add_commands(sub)
     return parser
 
@@ -50,7 +37,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     try:
         with contextlib.redirect_stderr(err):
             args = build_parser().parse_args(argv)
-    except _UsageError:
+    except UsageError:
         return ExitStatus.USAGE
     except SystemExit as exit_:  # --help
         return ExitStatus.OK if not exit_.code else ExitStatus.USAGE

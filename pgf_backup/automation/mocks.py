@@ -113,7 +113,8 @@ class AwsMocks(pulumi_mocks.Mocks):
         account, region = self._where(args.provider, inputs)
         seed = f"{args.typ}|{args.name}|{account}|{region}"
         state: dict[str, Any] = {**inputs, "region": region}
-        name = str(inputs.get("name") or f"{args.name}-{_digest(seed)[:7]}")
+        # A bucket is named by its `bucket` input (S3 has no `name`).
+        name = str(inputs.get("name") or inputs.get("bucket") or f"{args.name}-{_digest(seed)[:7]}")
         state.setdefault("name", name)
         resource_id = _uuid(seed)
         if args.typ == "aws:kms/key:Key":
@@ -133,6 +134,17 @@ class AwsMocks(pulumi_mocks.Mocks):
             )
             if args.typ in _ID_IS_ARN:
                 resource_id = state["arn"]
+        if args.typ == "aws:lambda/function:Function" and inputs.get("publish"):
+            # A published function's first version ("Versions are numbered sequentially starting from 1").
+            state["version"] = "1"
+        if args.typ == "aws:lambda/alias:Alias":
+            # An alias ARN is its function's ARN and the alias name (Lambda's CreateAlias: AliasArn).
+            state["arn"] = (
+                f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{inputs.get('functionName')}:{name}"
+            )
+        if args.typ == "aws:scheduler/schedule:Schedule":
+            group = inputs.get("groupName") or "default"
+            state["arn"] = f"arn:{partition_of(region)}:scheduler:{region}:{account}:schedule/{group}/{name}"
         if args.typ == "aws:iam/role:Role":
             state["uniqueId"] = "AROA" + _digest(seed)[:17].upper()
         if args.typ == "aws:backup/plan:Plan":
@@ -152,7 +164,7 @@ class AwsMocks(pulumi_mocks.Mocks):
         return {}, None
 
 
-def plain(value: Any) -> Any:
+def plain(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of wire value
     """A recorded value with secrets replaced by a placeholder (never printed)."""
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == rpc._special_secret_sig:
@@ -162,6 +174,9 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return None
+    if isinstance(value, pulumi.FileArchive):
+        # The path as the program gave it (relative to the project: the same on every machine).
+        return {"fileArchive": value.path}
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire carries numbers as doubles; days and counts are integers
     return value

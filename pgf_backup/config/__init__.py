@@ -5,7 +5,7 @@ stack, one model per role, and the facts derived from it), `loading` (from Pulum
 """
 
 from pgf_backup.config.loading import ConfigError, format_errors, load, load_from_pulumi, namespace_values
-from pgf_backup.config.sections import CONTINUOUS_RULE, CopyTarget, Iam, Plan, RegionResourceTypes
+from pgf_backup.config.sections import CONTINUOUS_RULE, CopyTarget, Iam, Plan, RegionResourceTypes, ScheduledExport
 from pgf_backup.config.stack import (
     MANAGEMENT_KEYS,
     ROLE_MODELS,
@@ -28,6 +28,7 @@ __all__ = [
     "ManagementStack",
     "Plan",
     "RegionResourceTypes",
+    "ScheduledExport",
     "StackConfig",
     "Tier",
     "VaultEvent",

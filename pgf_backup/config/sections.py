@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from pgf_backup.config.types import (
     DEFAULT_VAULT_EVENTS,
@@ -25,6 +25,9 @@ from pgf_backup.limits import (
     COLD_STORAGE_MIN_DAYS,
     CONTINUOUS_MAX_RETENTION_DAYS,
     DEFAULT_TIER_BOUNDS,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    LAMBDA_MEMORY_MB,
+    LOG_RETENTION_DAYS,
     MAX_RULES_PER_PLAN,
     PROD_MIN_RETENTION_DAYS,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
@@ -457,4 +460,45 @@ class AwsConfigRules(Model):
 
 
 BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+
+
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+        raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed days: {allowed}")
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+
+
+class ScheduledExport(Model):
+    """A scheduled export Lambda: when it runs and how much it may use."""
+
+    # None: the default of the export (the catalog in every tier, QuickSight in prod).
+    enabled: bool | None = None
+    schedule: Schedule = "cron(0 3 * * ? *)"
+    timezone: TimeZone = "UTC"
+    timeout_seconds: Annotated[int, Field(ge=60, le=LAMBDA_MAX_TIMEOUT_SECONDS)] = LAMBDA_MAX_TIMEOUT_SECONDS
+    memory_mb: Annotated[int, Field(ge=LAMBDA_MEMORY_MB[0], le=LAMBDA_MEMORY_MB[1])] = 512
+
+
+class CatalogExportConfig(ScheduledExport):
+    """The Glue Data Catalog export (databases, tables, partitions, functions)."""
+
+    # Also export each table's earlier versions (GetTableVersions).
+    include_table_versions: bool = False
+
+
+class Exports(Model):
+    """Scheduled exports of what AWS Backup does not back up: the Glue Data Catalog and QuickSight assets."""
+
+    # The export bucket this stack creates: versioned, SSE-KMS, protected like `buckets.*`, backed up.
+    bucket: BucketName
+    log_retention_days: LogRetentionDays = 365
+    noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=36500)] = 90
+    catalog: CatalogExportConfig = CatalogExportConfig()
+    quicksight: ScheduledExport = ScheduledExport(schedule="cron(30 3 * * ? *)")
+
+
 DbIdentifier = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")]

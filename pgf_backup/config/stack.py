@@ -20,6 +20,7 @@ from pgf_backup.config.sections import (
     CopyTarget,
     Database,
     DbIdentifier,
+    Exports,
     Iam,
     OptInService,
     Organization,
@@ -252,6 +253,10 @@ class BackupAccountStack(VaultStack):
             "of its own (it receives copies), so remove it here"
         ),
         "services": "only workload stacks opt services in to AWS Backup; the backup account receives copies",
+        "exports": (
+            "a key of workload stacks (role: workload): the Glue catalog and QuickSight are exported from the "
+            "workload account that holds them"
+        ),
     }
 
     role: Literal["backup-account"]
@@ -332,6 +337,8 @@ class WorkloadStack(VaultStack):
     buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
     databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
     aws_config_rules: AwsConfigRules = AwsConfigRules()
+    # Scheduled exports of the Glue Data Catalog and QuickSight assets to a bucket of this stack.
+    exports: Exports | None = None
     # Services opted in to AWS Backup in the account's region settings.
     services: tuple[OptInService, ...] = ("Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3")
     # Per region, every resource type AWS Backup offers there (region settings send whole maps).
@@ -354,6 +361,11 @@ class WorkloadStack(VaultStack):
                 errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
         self._check_data(errors)
         self._check_region_resource_types(errors)
+        if self.exports is not None and self.exports.bucket in self.buckets:
+            errors.append(
+                f"exports.bucket: {self.exports.bucket!r} is also under buckets; the export bucket is created by this "
+                "stack, application buckets are only attached: give the exports their own bucket"
+            )
         if self.scheduling == "organization":
             if self.plan is not None:
                 errors.append(
@@ -433,6 +445,19 @@ class WorkloadStack(VaultStack):
     @property
     def hardened(self) -> bool:
         return self.tier == "prod"
+
+    @property
+    def catalog_export(self) -> bool:
+        """The Glue Data Catalog is exported on a schedule (by default whenever `exports` is set)."""
+        return self.exports is not None and self.exports.catalog.enabled is not False
+
+    @property
+    def quicksight_export(self) -> bool:
+        """QuickSight assets are exported on a schedule (by default in prod only)."""
+        if self.exports is None:
+            return False
+        enabled = self.exports.quicksight.enabled
+        return self.hardened if enabled is None else enabled
 
     @property
     def copy_destination_accounts(self) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, Protocol
 from pgf_backup.config import BackupAccountStack, ManagementStack, StackConfig, WorkloadStack, partition
 from pgf_backup.constants import TAG_BACKUP_TIER
 from pgf_backup.limits import RDS_DB_INSTANCE_ARN, lock_admits
-from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, arn_account, decide
+from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, arn_account, decide, evaluate_document
 
 Kind = Literal["copy", "restore", "guard", "data", "notification"]
 Verdict = Literal["ok", "broken", "unproven"]
@@ -39,6 +39,10 @@ TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+FUNCTION = "aws:lambda/function:Function"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 PROVIDER = "pulumi:providers:aws"
 
 ACCOUNT_PLACEHOLDER: Final = "$account"
@@ -111,6 +115,8 @@ class Inventory:
     topic_policies: dict[str, str] = field(default_factory=dict)
     topic_keys: dict[str, str] = field(default_factory=dict)
     roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # role arn -> (stack, trust policy)
+    # role arn -> [(policy name, document)]: the inline policies (aws.iam.RolePolicy) of the planned roles
+    role_policies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # stack -> provider URN -> (account, region)
     providers: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
@@ -142,6 +148,8 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
         providers = found.providers[plan.stack] = _providers(plan.resources)
         policies: dict[tuple[str, str, str], str] = {}
         locks: dict[tuple[str, str, str], tuple[int, int]] = {}
+        role_arns: dict[str, str] = {}  # role name -> arn, in this stack
+        inline: list[tuple[str, str, str]] = []  # (role name, policy name, document)
         for resource in plan.resources:
             inputs = resource.get("inputs") or {}
             account, region = _where(resource, providers)
@@ -159,6 +167,15 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
                 found.topic_policies[str(inputs.get("arn"))] = str(inputs.get("policy"))
             elif kind == ROLE and resource.get("arn"):
                 found.roles[str(resource["arn"])] = (plan.stack, str(inputs.get("assumeRolePolicy")))
+                role_arns[str(inputs.get("name") or str(resource["arn"]).rsplit("/", 1)[-1])] = str(resource["arn"])
+            elif kind == ROLE_POLICY:
+                # `role` is the role's name (the id of an aws.iam.Role).
+                inline.append(
+                    (str(inputs.get("role")), str(inputs.get("name") or resource["name"]), str(inputs.get("policy")))
+                )
+        for role_name, policy_name, document in inline:
+            if role_name in role_arns:
+                found.role_policies.setdefault(role_arns[role_name], []).append((policy_name, document))
         for resource in plan.resources:
             if resource["type"] not in (VAULT, AIR_GAPPED_VAULT) or not resource.get("arn"):
                 continue
@@ -628,10 +645,201 @@ def check_data(out: _Collector, plan: PlannedStack, cfg: WorkloadStack) -> None:
             out.decision("data", plan.stack, who, target, request, decision, must_allow=allowed)
 
 
-def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, account: str) -> None:
-    """AWS Backup and EventBridge may publish to the encrypted topics; AWS Backup may assume its roles."""
+@dataclass(frozen=True)
+class ExportFunction:
+    """A planned export function: who it runs as, and where its environment tells the exporter to write."""
+
+    role_arn: str
+    bucket: str
+    root: str
+    key_arn: str
+    account: str
+    region: str
+
+
+def export_functions(plan: PlannedStack, providers: Mapping[str, tuple[str, str]]) -> list[ExportFunction]:
+    """The export Lambdas of a stack: functions whose environment names an export bucket and root."""
+    # The handlers read EXPORT_BUCKET, EXPORT_ROOT and EXPORT_KMS_KEY_ARN (pgf_backup/exports/handlers.py): what
+    # the function writes, and with which key, is what its environment says.
+    found: list[ExportFunction] = []
+    for resource in plan.resources:
+        if resource["type"] != FUNCTION:
+            continue
+        inputs = resource.get("inputs") or {}
+        variables = (inputs.get("environment") or {}).get("variables") or {}
+        if not variables.get("EXPORT_BUCKET") or not variables.get("EXPORT_ROOT"):
+            continue
+        account, region = _where(resource, providers)
+        found.append(
+            ExportFunction(
+                role_arn=str(inputs.get("role")),
+                bucket=str(variables["EXPORT_BUCKET"]),
+                root=str(variables["EXPORT_ROOT"]).strip("/"),
+                key_arn=str(variables.get("EXPORT_KMS_KEY_ARN") or ""),
+                account=account,
+                region=region,
+            )
+        )
+    return found
+
+
+def _identity(found: Inventory, request: Request) -> tuple[Literal["Allow", "Deny"] | None, str]:
+    """How the caller role's planned inline policies treat a request, and where that is said."""
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-denyallow.html
+    # : a role's identity-based policies are evaluated together; "An explicit deny overrides an explicit allow".
+    role = request.principal.arn
+    policies = found.role_policies.get(role, [])
+    allow = ""
+    for name, document in policies:
+        match = evaluate_document(document, request)
+        if match.effect == "Deny":
+            return "Deny", f"statement {match.sid} of inline policy {name} of {role}"
+        if match.effect == "Allow" and not allow:
+            allow = f"statement {match.sid} of inline policy {name} of {role}"
+    if allow:
+        return "Allow", allow
+    names = ", ".join(name for name, _ in policies) or "none planned"
+    return None, f"no statement of the inline policies of {role} ({names})"
+
+
+def _with_identity(  # noqa: PLR0917 - the request, both sides of it, and which kind of resource policy
+    found: Inventory,
+    request: Request,
+    resource_account: str,
+    resource_policy: str | None,
+    resource_policy_name: str,
+    key_policy: bool = False,
+) -> Decision:
+    """`decide`, with whether the caller's IAM policies allow the request computed from its planned inline policies."""
+    effect, where = _identity(found, request)
+    if effect == "Deny":
+        return Decision(False, f"denied by {where}")
+    decision = decide(
+        request,
+        resource_account=resource_account,
+        resource_policy=resource_policy,
+        resource_policy_name=resource_policy_name,
+        identity_allows=effect == "Allow",
+        key_policy=key_policy,
+    )
+    said = f"allowed by {where}" if effect == "Allow" else f"{where} allows {request.action}"
+    return Decision(decision.allowed, f"{decision.reason}; the caller's IAM policies: {said}", decision.statement)
+
+
+def _export_roots() -> tuple[str, ...]:
+    # The prefixes of every export the project ships, so a stack with one export still proves its function
+    # cannot write under the other's.
+    from components.exports import CATALOG_ROOT, QUICKSIGHT_ROOT
+
+    return (CATALOG_ROOT, QUICKSIGHT_ROOT)
+
+
+def _export_object(export: ExportFunction, root: str) -> str:
+    """The manifest of one run under `root` (`{root}/{account}/{region}/{UTC time}/`, catalog.export_prefix)."""
+    part = partition(export.region)
+    return f"arn:{part}:s3:::{export.bucket}/{root}/{export.account}/{export.region}/20250101T030000Z/manifest.json"
+
+
+def check_exports(out: _Collector, found: Inventory, plan: PlannedStack) -> None:
+    """The export functions' writes: under their own prefix over TLS with the bucket's key, and nowhere else."""
     providers = found.providers[plan.stack]
-    publishers: list[tuple[str, str, str]] = []  # (service, topic arn, source arn)
+    policies = {
+        str((r.get("inputs") or {}).get("bucket")): str((r.get("inputs") or {}).get("policy"))
+        for r in plan.resources
+        if r["type"] == BUCKET_POLICY
+    }
+    roots = _export_roots()
+    buckets: set[str] = set()
+    for export in export_functions(plan, providers):
+        part = partition(export.region)
+        target = f"arn:{part}:s3:::{export.bucket}"
+        policy = policies.get(export.bucket)
+        policy_name = f"bucket policy of {export.bucket}"
+        role = Principal(arn=export.role_arn)
+        # The exporter's PutObject (store.ExportWriter) sends ServerSideEncryption=aws:kms and SSEKMSKeyId=its key,
+        # i.e. the x-amz-server-side-encryption and x-amz-server-side-encryption-aws-kms-key-id headers
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html), which S3 exposes as the condition
+        # keys of the same names (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html);
+        # aws:SecureTransport and s3:TlsVersion are in every S3 request
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html).
+        sse: dict[str, Value] = (
+            {
+                "s3:x-amz-server-side-encryption": "aws:kms",
+                "s3:x-amz-server-side-encryption-aws-kms-key-id": export.key_arn,
+            }
+            if export.key_arn
+            else {}
+        )
+        tls: dict[str, Value] = {"aws:SecureTransport": True, "s3:TlsVersion": "1.3", **sse}
+        # (request, must AWS allow it): its own prefix over TLS; another export's prefix; plain HTTP.
+        requests: list[tuple[Request, bool]] = [
+            (Request(role, "s3:PutObject", _export_object(export, export.root), tls), True)
+        ]
+        requests += [
+            (Request(role, "s3:PutObject", _export_object(export, other), tls), False)
+            for other in roots
+            if other != export.root
+        ]
+        plain: dict[str, Value] = {"aws:SecureTransport": False, **sse}
+        requests.append((Request(role, "s3:PutObject", _export_object(export, export.root), plain), False))
+        for request, allowed in requests:
+            decision = _with_identity(found, request, export.account, policy, policy_name)
+            out.decision("data", plan.stack, export.role_arn, target, request, decision, must_allow=allowed)
+        _check_export_key(out, found, plan.stack, export)
+        if export.bucket in buckets:
+            continue
+        buckets.add(export.bucket)
+        # Another account reads nothing of the exports (once per bucket).
+        outsider = Request(
+            _role(part, OUTSIDE_ACCOUNT, "reader"), "s3:GetObject", _export_object(export, export.root), tls
+        )
+        decision = decide(
+            outsider, resource_account=export.account, resource_policy=policy, resource_policy_name=policy_name
+        )
+        out.decision("data", plan.stack, f"account {OUTSIDE_ACCOUNT}", target, outsider, decision, must_allow=False)
+
+
+def _check_export_key(out: _Collector, found: Inventory, stack: str, export: ExportFunction) -> None:
+    """S3's calls to the bucket key on the export role's behalf."""
+    if not export.key_arn:
+        return
+    key = found.keys.get(export.key_arn)
+    if key is None:
+        out.add(
+            "data",
+            stack,
+            export.role_arn,
+            export.key_arn,
+            "kms:GenerateDataKey, kms:Decrypt through S3",
+            "unproven",
+            "the export key is not in the plan: its key policy cannot be read",
+        )
+        return
+    # With SSE-KMS, S3 asks KMS for a data key on the uploader's behalf: "you need kms:GenerateDataKey permissions
+    # on the key" to upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html), and a
+    # multipart upload, which the exporter uses for large objects, also needs kms:Decrypt
+    # (https://repost.aws/knowledge-center/s3-large-file-encryption-kms-key). KMS sees the uploader as the caller,
+    # with kms:ViaService the S3 endpoint of the region and kms:CallerAccount the uploader's account
+    # (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service and
+    # #conditions-kms-caller-account).
+    context: dict[str, Value] = {
+        "kms:ViaService": f"s3.{export.region}.amazonaws.com",
+        "kms:CallerAccount": arn_account(export.role_arn),
+    }
+    policy = str((key[1].get("inputs") or {}).get("policy"))
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        request = Request(Principal(arn=export.role_arn), action, export.key_arn, context)
+        decision = _with_identity(
+            found, request, arn_account(export.key_arn), policy, f"key policy of {key[1]['name']}", key_policy=True
+        )
+        out.decision("data", stack, export.role_arn, export.key_arn, request, decision)
+
+
+def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, account: str) -> None:
+    """AWS Backup, EventBridge and CloudWatch alarms may publish to the encrypted topics; the services may assume
+    their roles (AWS Backup, EventBridge Scheduler from this account's schedule group only, Lambda)."""
+    providers = found.providers[plan.stack]
+    publishers: list[tuple[str, str, str, str]] = []  # (service, topic arn, source arn, who, as reported)
     rules = {
         str((r.get("inputs") or {}).get("name")): str(r.get("arn", ""))
         for r in plan.resources
@@ -642,10 +850,25 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
         if resource["type"] == VAULT_NOTIFICATIONS:
             acct, region = _where(resource, providers)
             vault = found.vault(acct, region, str(inputs.get("backupVaultName")))
-            publishers.append(("backup.amazonaws.com", str(inputs.get("snsTopicArn")), vault.arn if vault else ""))
+            service = "backup.amazonaws.com"
+            publishers.append((service, str(inputs.get("snsTopicArn")), vault.arn if vault else "", service))
         elif resource["type"] == EVENT_TARGET and ":sns:" in str(inputs.get("arn")):
-            publishers.append(("events.amazonaws.com", str(inputs.get("arn")), rules.get(str(inputs.get("rule")), "")))
-    for service, topic, source_arn in publishers:
+            service = "events.amazonaws.com"
+            publishers.append((service, str(inputs.get("arn")), rules.get(str(inputs.get("rule")), ""), service))
+        elif resource["type"] == METRIC_ALARM:
+            # An alarm's SNS action is published by cloudwatch.amazonaws.com with the alarm's ARN as aws:SourceArn:
+            # its failure reads "Resource: arn:aws:cloudwatch:<region>:<account>:alarm:<name> is not authorized to
+            # perform: SNS:Publish", and AWS scopes the statement with ArnLike on aws:SourceArn
+            # (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). The topic's key must
+            # let CloudWatch use it (https://repost.aws/knowledge-center/cloudwatch-configure-alarm-sns).
+            acct, region = _where(resource, providers)
+            alarm = f"arn:{partition(region)}:cloudwatch:{region}:{acct}:alarm:{inputs.get('name')}"
+            publishers.extend(
+                ("cloudwatch.amazonaws.com", str(action), alarm, f"cloudwatch.amazonaws.com for {alarm}")
+                for action in inputs.get("alarmActions") or []
+                if ":sns:" in str(action)
+            )
+    for service, topic, source_arn, who in publishers:
         context: dict[str, Any] = {"aws:SourceAccount": account}
         if source_arn:
             context["aws:SourceArn"] = source_arn
@@ -653,7 +876,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
         out.decision(
             "notification",
             plan.stack,
-            service,
+            who,
             topic,
             request,
             decide(
@@ -669,7 +892,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
             out.add(
                 "notification",
                 plan.stack,
-                service,
+                who,
                 topic,
                 "topic encryption",
                 "broken",
@@ -683,7 +906,7 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
             out.decision(
                 "notification",
                 plan.stack,
-                service,
+                who,
                 key_arn,
                 key_request,
                 decide(
@@ -694,24 +917,81 @@ def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, a
                     key_policy=True,
                 ),
             )
+    assumptions: list[tuple[Request, bool]] = []  # (the service's AssumeRole, must AWS allow it)
     for role_arn, (owner, trust) in found.roles.items():
         if owner != plan.stack or "backup.amazonaws.com" not in trust:
             continue
         # AWS Backup's AssumeRole carries no condition key an AWS page documents: the request has none.
-        request = Request(Principal(service="backup.amazonaws.com"), "sts:AssumeRole", role_arn)
+        assumptions.append((Request(Principal(service="backup.amazonaws.com"), "sts:AssumeRole", role_arn), True))
+    assumptions += _scheduler_assumptions(found, plan)
+    assumptions += _lambda_assumptions(found, plan)
+    for request, allowed in assumptions:
+        role_arn = request.resource
+        source = str(request.context.get("aws:SourceArn") or "")
         out.decision(
             "notification",
             plan.stack,
-            "backup.amazonaws.com",
+            f"{request.principal.service} for {source}" if source else request.principal.service,
             role_arn,
             request,
             decide(
                 request,
                 resource_account=arn_account(role_arn),
-                resource_policy=trust,
+                resource_policy=found.roles[role_arn][1],
                 resource_policy_name=f"trust policy of {role_arn}",
             ),
+            must_allow=allowed,
         )
+
+
+def _scheduler_assumptions(found: Inventory, plan: PlannedStack) -> list[tuple[Request, bool]]:
+    """EventBridge Scheduler assuming each schedule's execution role: from this account's group, and from another."""
+    # https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html : the
+    # scheduler's AssumeRole carries aws:SourceAccount (the schedule's account) and aws:SourceArn, the ARN of the
+    # schedule group the schedule belongs to (arn:<partition>:scheduler:<region>:<account>:schedule-group/<group>).
+    # The same request from a schedule of another account must be refused.
+    providers = found.providers[plan.stack]
+    seen: set[tuple[str, str]] = set()
+    requests: list[tuple[Request, bool]] = []
+    for resource in plan.resources:
+        if resource["type"] != SCHEDULE:
+            continue
+        inputs = resource.get("inputs") or {}
+        role_arn = str((inputs.get("target") or {}).get("roleArn") or "")
+        if role_arn not in found.roles:
+            continue  # a role of another stack or account: not in the plan to check
+        account, region = _where(resource, providers)
+        # A schedule created without a group name belongs to the group `default` (Scheduler's CreateSchedule).
+        group = str(inputs.get("groupName") or "default")
+        if (role_arn, group) in seen:
+            continue
+        seen.add((role_arn, group))
+        part = partition(region)
+        principal = Principal(service="scheduler.amazonaws.com")
+        for source_account, allowed in ((account, True), (OUTSIDE_ACCOUNT, False)):
+            context: dict[str, Value] = {
+                "aws:SourceAccount": source_account,
+                "aws:SourceArn": f"arn:{part}:scheduler:{region}:{source_account}:schedule-group/{group}",
+            }
+            requests.append((Request(principal, "sts:AssumeRole", role_arn, context), allowed))
+    return requests
+
+
+def _lambda_assumptions(found: Inventory, plan: PlannedStack) -> list[tuple[Request, bool]]:
+    """Lambda assuming each function's execution role."""
+    # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html : "Lambda automatically assumes
+    # your execution role when you invoke your function", and its trust policy "must specify the Lambda service
+    # principal (lambda.amazonaws.com) as a trusted service". No Lambda page documents a condition key in that
+    # AssumeRole (lambda:SourceFunctionArn goes into the credentials' context, for the function's own calls:
+    # https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html): the request has none.
+    roles = sorted(
+        {
+            str((resource.get("inputs") or {}).get("role"))
+            for resource in plan.resources
+            if resource["type"] == FUNCTION and str((resource.get("inputs") or {}).get("role")) in found.roles
+        }
+    )
+    return [(Request(Principal(service="lambda.amazonaws.com"), "sts:AssumeRole", role), True) for role in roles]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -743,6 +1023,7 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
             check_restore_back(out, found, backup, cfg, plan.stack)
         check_guards(out, found, plan.stack, cfg)
         check_data(out, plan, cfg)
+        check_exports(out, found, plan)
         check_notifications(out, found, plan, cfg.account_id)
     return out.results
 

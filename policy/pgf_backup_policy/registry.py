@@ -19,7 +19,7 @@ from pulumi_policy import (
 
 from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, TIERS
 from pgf_backup.limits import PROD_MIN_RETENTION_DAYS
-from pgf_backup_policy import data, kms, lambdas, orgpolicy, plans, selections, vaults, views
+from pgf_backup_policy import data, functions, kms, orgpolicy, plans, selections, vaults, views
 from pgf_backup_policy.model import (
     DEFAULT_BOUNDS,
     Context,
@@ -215,18 +215,27 @@ RULES: Final[tuple[ResourceRule | StackRule, ...]] = (
     ),
     ResourceRule(
         "lambda-no-plaintext-secrets",
-        "Lambda environment variables named like secrets hold references to Secrets Manager or SSM, not values.",
+        "Lambda environment variables named like secrets hold references to Secrets Manager or SSM, not values; "
+        "no variable holds an AWS access key.",
         MANDATORY,
-        frozenset({lambdas.FUNCTION}),
-        lambdas.lambda_no_plaintext_secrets_violations,
+        frozenset({functions.FUNCTION}),
+        functions.lambda_no_plaintext_secrets_violations,
     ),
     ResourceRule(
         "lambda-publishes-versions",
         "Prod Lambda functions publish versions, so an alias can roll back to the previous code.",
         ADVISORY,
-        frozenset({lambdas.FUNCTION}),
-        lambdas.lambda_publishes_versions_violations,
+        frozenset({functions.FUNCTION}),
+        functions.lambda_publishes_versions_violations,
         ("tier",),
+    ),
+    StackRule(
+        "lambda-dead-letter",
+        "Lambda functions invoked asynchronously (schedules, EventBridge, SNS, S3) have a dead-letter queue or "
+        "an on-failure destination.",
+        ADVISORY,
+        functions.DEAD_LETTER_TYPES,
+        functions.lambda_dead_letter_violations,
     ),
     ResourceRule(
         "prod-stateful-resources-protected",

@@ -352,7 +352,8 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
     by_type: dict[str, list[dict[str, Any]]] = {}
     for resource in plan["resources"]:
         by_type.setdefault(resource["type"], []).append(resource)
-    buckets = {"pgf-documents-prod", "pgf-exports-prod", "pgf-reports-prod"}
+    # The application's buckets, and the export bucket this stack creates (protected the same way).
+    buckets = {"pgf-documents-prod", "pgf-exports-prod", "pgf-reports-prod", "pgf-backup-exports-400000000040"}
     for type_ in (
         "aws:s3/bucketVersioning:BucketVersioning",
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -370,7 +371,9 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
     assert listed["plan-prod-standard-vaults-listed"] == {"arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"}
     identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in by_type["aws:cfg/rule:Rule"]}
     assert "RDS_MULTI_AZ_SUPPORT" in identifiers and "RDS_CLUSTER_MULTI_AZ_ENABLED" in identifiers
-    assert not {"aws:s3/bucket:Bucket", "aws:rds/instance:Instance", "aws:rds/cluster:Cluster"} & set(by_type)
+    # The application's buckets and databases are attached, never created: the only bucket created is the export one.
+    assert [r["inputs"]["bucket"] for r in by_type["aws:s3/bucket:Bucket"]] == ["pgf-backup-exports-400000000040"]
+    assert not {"aws:rds/instance:Instance", "aws:rds/cluster:Cluster"} & set(by_type)
 
 
 def test_dev_stack_does_not_require_multi_az(run_stack: Callable[..., dict[str, Any]]) -> None:

@@ -150,7 +150,9 @@ def test_topic_policy_admits_eventbridge_of_this_account_only(pulumi_mocks: Harn
     topic_arn = pulumi_mocks.resolve(alerts.topic_arn)
     policy = pulumi_mocks.named("alerts-topic-policy")["inputs"]
     assert policy["arn"] == topic_arn
-    (publish,) = json.loads(policy["policy"])["Statement"]
+    # EventBridge's statement first; the CloudWatch alarms' one is checked below.
+    publish, alarms = json.loads(policy["policy"])["Statement"]
+    assert alarms["Sid"] == "CloudWatchAlarmsPublish"
     assert publish["Effect"] == "Allow"
     assert publish["Principal"] == {"Service": "events.amazonaws.com"}
     assert publish["Action"] == "SNS:Publish" and publish["Resource"] == topic_arn
@@ -206,3 +208,88 @@ def test_arguments_aws_would_refuse_are_refused(pulumi_mocks: Harness, change: d
 def test_longest_prefix_gives_rule_names_aws_accepts(pulumi_mocks: Harness) -> None:
     alerts = _build(pulumi_mocks, replace(ARGS, name_prefix="p" * 45))
     assert max(len(name) for name in alerts.rule_names) == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# CloudWatch alarms of this account and region alert on the same topic (the export functions' alarms)
+
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+ALARMS = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"
+
+
+def _alarm(account: str = ACCOUNT, region: str = REGION, name: str = "pgf-prod-catalog-export-errors") -> str:
+    return f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+
+
+def _service_decision(document: str, service: str, action: str, resource: str, context: dict[str, str]) -> Any:
+    from pgf_backup.paths.evaluator import Principal, Request, decide
+
+    request = Request(Principal(service=service), action, resource, context)
+    return decide(request, resource_account=ACCOUNT, resource_policy=document, key_policy=action.startswith("kms:"))
+
+
+def test_topic_policy_admits_cloudwatch_alarms_of_this_account_and_region(pulumi_mocks: Harness) -> None:
+    alerts = _build(pulumi_mocks)
+    topic_arn = pulumi_mocks.resolve(alerts.topic_arn)
+    document = pulumi_mocks.named("alerts-topic-policy")["inputs"]["policy"]
+    statements = _statements(document)
+    assert set(statements) == {"EventBridgePublishes", "CloudWatchAlarmsPublish"}
+    alarms = statements["CloudWatchAlarmsPublish"]
+    assert alarms["Effect"] == "Allow" and alarms["Principal"] == {"Service": CLOUDWATCH}
+    assert [a.lower() for a in ([alarms["Action"]] if isinstance(alarms["Action"], str) else alarms["Action"])] == [
+        "sns:publish"
+    ]
+    assert alarms["Resource"] == topic_arn
+    assert alarms["Condition"] == {"ArnLike": {"aws:SourceArn": ALARMS}}
+    # AWS's evaluation: this account's alarms in this region publish; another account's or region's do not.
+    assert _service_decision(document, CLOUDWATCH, "SNS:Publish", topic_arn, {"aws:SourceArn": _alarm()}).allowed
+    for other in (_alarm(account="500000000050"), _alarm(region="ca-west-1")):
+        assert not _service_decision(document, CLOUDWATCH, "SNS:Publish", topic_arn, {"aws:SourceArn": other}).allowed
+    assert not _service_decision(document, CLOUDWATCH, "SNS:Publish", topic_arn, {}).allowed
+    assert not _service_decision(document, CLOUDWATCH, "SNS:Subscribe", topic_arn, {"aws:SourceArn": _alarm()}).allowed
+
+
+def test_eventbridge_statement_is_unchanged_by_the_alarm_statement(pulumi_mocks: Harness) -> None:
+    alerts = _build(pulumi_mocks)
+    topic_arn = pulumi_mocks.resolve(alerts.topic_arn)
+    document = pulumi_mocks.named("alerts-topic-policy")["inputs"]["policy"]
+    first, *_ = json.loads(document)["Statement"]
+    assert first == {
+        "Sid": "EventBridgePublishes",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "SNS:Publish",
+        "Resource": topic_arn,
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+    }
+    mine, other = {"aws:SourceAccount": ACCOUNT}, {"aws:SourceAccount": "500000000050"}
+    assert _service_decision(document, "events.amazonaws.com", "SNS:Publish", topic_arn, mine).allowed
+    assert not _service_decision(document, "events.amazonaws.com", "SNS:Publish", topic_arn, other).allowed
+    # EventBridge gains nothing from the alarms' statement (an alarm ARN is not its source).
+    assert not _service_decision(
+        document, "events.amazonaws.com", "SNS:Publish", topic_arn, {"aws:SourceArn": _alarm()}
+    ).allowed
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_key_policy_lets_cloudwatch_encrypt_alarm_notifications(pulumi_mocks: Harness, guarded: bool) -> None:
+    alerts = _build(pulumi_mocks, ARGS if guarded else replace(ARGS, key_guard=None))
+    key_arn = pulumi_mocks.resolve(alerts.key_arn)
+    document = pulumi_mocks.named("alerts-key")["inputs"]["policy"]
+    (alarms,) = [s for s in json.loads(document)["Statement"] if s.get("Principal") == {"Service": CLOUDWATCH}]
+    assert alarms["Effect"] == "Allow"
+    assert set(alarms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # The guard's denials (deletion, policy changes) leave these alone.
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        decision = _service_decision(document, CLOUDWATCH, action, key_arn, {"aws:SourceArn": _alarm()})
+        assert decision.allowed, decision.reason
+    for action in (
+        "kms:Encrypt",
+        "kms:ReEncryptFrom",
+        "kms:CreateGrant",
+        "kms:ScheduleKeyDeletion",
+        "kms:PutKeyPolicy",
+    ):
+        assert not _service_decision(document, CLOUDWATCH, action, key_arn, {}).allowed, action
+    # EventBridge's own statement is still there.
+    assert "EventBridgePublishesEncryptedAlerts" in _statements(document)

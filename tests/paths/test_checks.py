@@ -196,19 +196,6 @@ def test_reverting_the_bucket_policy_fix_refuses_the_applications_uploads(shippe
     assert "must be allowed" in failure.reason and "DenyNonKmsEncryption" in failure.reason
 
 
-def test_a_trust_that_waits_for_aws_source_account_is_broken(shipped: Any) -> None:
-    plans, configs = shipped
-
-    def condition(resource: dict[str, Any]) -> None:
-        if resource["type"] == "aws:iam/role:Role":
-            trust = json.loads(resource["inputs"]["assumeRolePolicy"])
-            trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": PROD_ACCOUNT}}
-            resource["inputs"]["assumeRolePolicy"] = json.dumps(trust)
-
-    failures = broken(_run(_edited(plans, "prod", condition), configs))
-    assert [(r.kind, r.source) for r in failures] == [("notification", "backup.amazonaws.com")]
-
-
 def test_an_rds_instance_copied_to_the_air_gapped_vault_is_broken(shipped: Any) -> None:
     plans, configs = shipped
     instance = f"arn:aws:rds:ca-central-1:{PROD_ACCOUNT}:db:pgf-audit"
@@ -347,3 +334,291 @@ def test_plan_all_exits_1_when_a_fix_is_reverted_in_a_scratch_copy(project: Proj
     assert status == ExitStatus.FAILED
     assert expected in err.text
     assert "BROKEN" in out.text
+
+
+# ---------------------------------------------------------------------------------------------
+# The export functions: their alarms, schedules, roles and writes
+
+LAB_ACCOUNT = "200000000020"
+EXPORT_BUCKET = f"arn:aws:s3:::pgf-backup-exports-{PROD_ACCOUNT}"
+CATALOG_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-catalog-export-function"
+QUICKSIGHT_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-quicksight-export-function"
+ALERT_TOPIC = f"arn:aws:sns:ca-central-1:{PROD_ACCOUNT}:pgf-prod-backup-job-alerts"
+
+
+def _edit_document(
+    resource_type: str, field_name: str, change: Callable[[dict[str, Any]], None], **inputs: str
+) -> Callable[[dict[str, Any]], None]:
+    """Change the JSON document `field_name` of the resources of one type whose inputs hold `inputs`."""
+
+    def edit(resource: dict[str, Any]) -> None:
+        if resource["type"] == resource_type and all(resource["inputs"].get(k) == v for k, v in inputs.items()):
+            document = json.loads(resource["inputs"][field_name])
+            change(document)
+            resource["inputs"][field_name] = json.dumps(document)
+
+    return edit
+
+
+def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    return next(s for s in document["Statement"] if s.get("Sid") == sid)
+
+
+def test_every_alarm_publishes_to_the_alert_topic_and_uses_its_key(shipped: Any) -> None:
+    results = _run(*shipped)
+    alarms = [r for r in results if r.source.startswith("cloudwatch.amazonaws.com for ")]
+    # lab and dev: the catalog export's two alarms; prod: the catalog and QuickSight exports' four.
+    assert {s: sum(r.stack == s for r in alarms) for s in STACKS[1:]} == {"lab": 6, "dev": 6, "prod": 12}
+    assert all(r.verdict == "ok" and r.kind == "notification" for r in alarms)
+    errors = [r for r in alarms if r.source.endswith(f":{PROD_ACCOUNT}:alarm:pgf-prod-quicksight-export-errors")]
+    assert sorted(r.request.split(" by ")[0] for r in errors) == ["kms:Decrypt", "kms:GenerateDataKey", "sns:Publish"]
+    publish = next(r for r in errors if r.request.startswith("sns:Publish"))
+    assert publish.target == ALERT_TOPIC and "CloudWatchAlarmsPublish" in publish.reason
+
+
+def test_a_topic_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsPublish", ("aws:sns/topicPolicy:TopicPolicy",)))
+    failures = broken(_run(edited, configs))
+    assert len(failures) == 4  # one publish per alarm; the key still admits CloudWatch
+    assert all(
+        r.source.startswith("cloudwatch.amazonaws.com for ") and r.request.startswith("sns:Publish") for r in failures
+    )
+    assert all(r.target == ALERT_TOPIC and "must be allowed" in r.reason for r in failures)
+    assert (
+        f"no statement of topic policy of {ALERT_TOPIC} admits service cloudwatch.amazonaws.com" in failures[0].reason
+    )
+
+
+def test_an_alarm_of_another_region_is_not_admitted_by_the_topic(shipped: Any) -> None:
+    """The topic admits this region's alarms only (ArnLike on aws:SourceArn): the alarm's ARN is in the request."""
+    plans, configs = shipped
+
+    def other_region(document: dict[str, Any]) -> None:
+        statement = _statement(document, "CloudWatchAlarmsPublish")
+        statement["Condition"] = {"ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:ca-west-1:{PROD_ACCOUNT}:alarm:*"}}
+
+    edit = _edit_document("aws:sns/topicPolicy:TopicPolicy", "policy", other_region, arn=ALERT_TOPIC)
+    failures = broken(_run(_edited(plans, "prod", edit), configs))
+    assert len(failures) == 4 and all(r.request.startswith("sns:Publish") for r in failures)
+
+
+def test_a_key_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipped: Any) -> None:
+    plans, configs = shipped
+    edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsEncrypt", KEYS))
+    failures = broken(_run(edited, configs))
+    assert len(failures) == 8  # kms:GenerateDataKey and kms:Decrypt per alarm
+    assert {r.request.split(" by ")[0] for r in failures} == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert all(r.source.startswith("cloudwatch.amazonaws.com for ") and "key policy of" in r.reason for r in failures)
+
+
+def test_the_scheduler_assumes_its_roles_from_this_accounts_group_only(shipped: Any) -> None:
+    results = _run(*shipped)
+    scheduler = [r for r in results if r.source.startswith("scheduler.amazonaws.com")]
+    assert {s: sum(r.stack == s for r in scheduler) for s in STACKS[1:]} == {"lab": 2, "dev": 2, "prod": 4}
+    assert all(r.verdict == "ok" and r.kind == "notification" for r in scheduler)
+    role = f"arn:aws:iam::{LAB_ACCOUNT}:role/pgf-lab-catalog-export-scheduler"
+    lab = {r.source: r.reason for r in scheduler if r.target == role}
+    own = f"scheduler.amazonaws.com for arn:aws:scheduler:ca-central-1:{LAB_ACCOUNT}:schedule-group/default"
+    other = "scheduler.amazonaws.com for arn:aws:scheduler:ca-central-1:999999999999:schedule-group/default"
+    assert lab[own].startswith("allowed by statement")
+    assert lab[other].startswith("no statement of trust policy")
+
+
+def _scheduler_trust(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def edit(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:iam/role:Role" and resource["inputs"]["name"].endswith("-export-scheduler"):
+            trust = json.loads(resource["inputs"]["assumeRolePolicy"])
+            change(trust["Statement"][0])
+            resource["inputs"]["assumeRolePolicy"] = json.dumps(trust)
+
+    return edit
+
+
+def test_a_scheduler_trust_naming_another_group_is_broken(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def wrong_group(statement: dict[str, Any]) -> None:
+        arn = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        statement["Condition"]["ArnEquals"]["aws:SourceArn"] = arn.replace(
+            "schedule-group/default", "schedule-group/pgf"
+        )
+
+    failures = broken(_run(_edited(plans, "prod", _scheduler_trust(wrong_group)), configs))
+    assert {r.target for r in failures} == {
+        f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-catalog-export-scheduler",
+        f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-quicksight-export-scheduler",
+    }
+    assert all(r.source.endswith(f":{PROD_ACCOUNT}:schedule-group/default") for r in failures)
+    assert all("must be allowed" in r.reason and "admits service scheduler.amazonaws.com" in r.reason for r in failures)
+
+
+def test_a_scheduler_trust_without_conditions_admits_other_accounts_and_is_broken(shipped: Any) -> None:
+    plans, configs = shipped
+    failures = broken(_run(_edited(plans, "lab", _scheduler_trust(lambda s: s.pop("Condition"))), configs))
+    assert [r.source for r in failures] == [
+        "scheduler.amazonaws.com for arn:aws:scheduler:ca-central-1:999999999999:schedule-group/default"
+    ]
+    assert "must be refused" in failures[0].reason
+
+
+def test_lambda_assumes_each_function_role(shipped: Any) -> None:
+    results = _run(*shipped)
+    assumed = {(r.stack, r.target) for r in results if r.source == "lambda.amazonaws.com" and r.verdict == "ok"}
+    assert {(s, t) for s, t in assumed if s == "prod"} == {("prod", CATALOG_ROLE), ("prod", QUICKSIGHT_ROLE)}
+    assert {s for s, _ in assumed} == {"lab", "dev", "prod"}
+    plans, configs = shipped
+
+    def other_service(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:iam/role:Role" and resource["inputs"]["name"] == "pgf-prod-catalog-export-function":
+            trust = json.loads(resource["inputs"]["assumeRolePolicy"])
+            trust["Statement"][0]["Principal"] = {"Service": "edgelambda.amazonaws.com"}
+            resource["inputs"]["assumeRolePolicy"] = json.dumps(trust)
+
+    (failure,) = broken(_run(_edited(plans, "prod", other_service), configs))
+    assert (failure.source, failure.target) == ("lambda.amazonaws.com", CATALOG_ROLE)
+
+
+def test_a_trust_waiting_for_aws_source_account_breaks_the_backup_and_lambda_roles(shipped: Any) -> None:
+    """Neither AWS Backup nor Lambda documents sending aws:SourceAccount when assuming a role; the scheduler does."""
+    plans, configs = shipped
+
+    def condition(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:iam/role:Role":
+            trust = json.loads(resource["inputs"]["assumeRolePolicy"])
+            trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": PROD_ACCOUNT}}
+            resource["inputs"]["assumeRolePolicy"] = json.dumps(trust)
+
+    failures = broken(_run(_edited(plans, "prod", condition), configs))
+    assert sorted((r.kind, r.source) for r in failures) == [
+        ("notification", "backup.amazonaws.com"),
+        ("notification", "lambda.amazonaws.com"),
+        ("notification", "lambda.amazonaws.com"),
+    ]
+
+
+def _export_paths(results: list[PathResult], role: str) -> dict[str, PathResult]:
+    """The data paths of one export role, by a short name of the request."""
+    paths: dict[str, PathResult] = {}
+    for r in results:
+        if r.kind != "data" or r.source != role:
+            continue
+        action, _, resource = r.request.partition(" on ")
+        action = action.split(" by ")[0]
+        if action.startswith("kms:"):
+            paths[action] = r
+        else:
+            prefix = resource.split("/", 1)[1].split("/", 1)[0]
+            plain = "plain" if "DenyInsecureTransport" in r.reason else "tls"
+            paths[f"{action} {prefix} {plain}"] = r
+    return paths
+
+
+def test_each_export_writes_under_its_own_prefix_only_over_tls(shipped: Any) -> None:
+    results = _run(*shipped)
+    catalog = _export_paths(results, CATALOG_ROLE)
+    assert set(catalog) == {
+        "s3:PutObject catalog tls",
+        "s3:PutObject quicksight tls",
+        "s3:PutObject catalog plain",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+    assert all(r.verdict == "ok" and r.target.startswith(("arn:aws:s3:::", "arn:aws:kms:")) for r in catalog.values())
+    assert catalog["s3:PutObject catalog tls"].target == EXPORT_BUCKET
+    assert (
+        "allowed by statement WriteExports of inline policy least-privilege"
+        in catalog["s3:PutObject catalog tls"].reason
+    )
+    assert "no statement of the inline policies" in catalog["s3:PutObject quicksight tls"].reason
+    assert "UseThroughS3AndAwsBackup" in catalog["kms:GenerateDataKey"].reason
+    assert "EncryptExports" in catalog["kms:GenerateDataKey"].reason
+    quicksight = _export_paths(results, QUICKSIGHT_ROLE)
+    assert {"s3:PutObject quicksight tls", "s3:PutObject catalog tls"} <= set(quicksight)
+    assert all(r.verdict == "ok" for r in quicksight.values())
+    lab = _export_paths(results, f"arn:aws:iam::{LAB_ACCOUNT}:role/pgf-lab-catalog-export-function")
+    assert len(lab) == 5 and all(r.verdict == "ok" for r in lab.values())
+    outsiders = [r for r in results if r.target == EXPORT_BUCKET and r.source == "account 999999999999"]
+    assert [r.verdict for r in outsiders] == ["ok"]
+
+
+def _catalog_role_policy(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    return _edit_document("aws:iam/rolePolicy:RolePolicy", "policy", change, role="pgf-prod-catalog-export-function")
+
+
+def test_a_role_policy_missing_the_prefix_breaks_the_export(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def drop_writes(document: dict[str, Any]) -> None:
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "WriteExports"]
+
+    (failure,) = broken(_run(_edited(plans, "prod", _catalog_role_policy(drop_writes)), configs))
+    assert (failure.kind, failure.source, failure.target) == ("data", CATALOG_ROLE, EXPORT_BUCKET)
+    assert "/catalog/" in failure.request and "must be allowed" in failure.reason
+    assert "no statement of the inline policies of" in failure.reason
+
+
+def test_a_role_policy_over_the_whole_bucket_breaks_the_other_exports_prefix(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def whole_bucket(document: dict[str, Any]) -> None:
+        _statement(document, "WriteExports")["Resource"] = f"{EXPORT_BUCKET}/*"
+
+    (failure,) = broken(_run(_edited(plans, "prod", _catalog_role_policy(whole_bucket)), configs))
+    assert failure.source == CATALOG_ROLE and "/quicksight/" in failure.request
+    assert "must be refused" in failure.reason and "WriteExports" in failure.reason
+
+
+def test_an_identity_deny_refuses_the_export(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def deny(document: dict[str, Any]) -> None:
+        document["Statement"].append(
+            {"Sid": "NoWrites", "Effect": "Deny", "Action": "s3:PutObject", "Resource": f"{EXPORT_BUCKET}/*"}
+        )
+
+    (failure,) = broken(_run(_edited(plans, "prod", _catalog_role_policy(deny)), configs))
+    assert failure.source == CATALOG_ROLE and "/catalog/" in failure.request
+    assert "denied by statement NoWrites of inline policy least-privilege" in failure.reason
+
+
+def test_the_export_key_needs_the_key_policy_and_the_role_policy(shipped: Any) -> None:
+    plans, configs = shipped
+
+    def no_encrypt(document: dict[str, Any]) -> None:
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "EncryptExports"]
+
+    failures = broken(_run(_edited(plans, "prod", _catalog_role_policy(no_encrypt)), configs))
+    assert sorted(r.request.split(" by ")[0] for r in failures) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert all("only through the account, which delegates to IAM policies" in r.reason for r in failures)
+
+    def without_s3(resource: dict[str, Any]) -> None:
+        if resource["type"] == "aws:kms/key:Key" and resource["name"] == "exports-protection-key":
+            document = json.loads(resource["inputs"]["policy"])
+            _statement(document, "UseThroughS3AndAwsBackup")["Condition"]["StringEquals"]["kms:ViaService"] = [
+                "backup.ca-central-1.amazonaws.com"
+            ]
+            resource["inputs"]["policy"] = json.dumps(document)
+
+    failures = broken(_run(_edited(plans, "prod", without_s3), configs))
+    assert {r.source for r in failures} == {CATALOG_ROLE, QUICKSIGHT_ROLE}
+    assert all(r.request.startswith("kms:") and "no statement of key policy" in r.reason for r in failures)
+
+
+def test_an_export_naming_another_key_is_refused_by_the_bucket(shipped: Any) -> None:
+    """The SSE headers the exporter sends come from its environment: another key is denied by the bucket policy."""
+    plans, configs = shipped
+    other_key = f"arn:aws:kms:ca-central-1:{PROD_ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
+
+    def other(resource: dict[str, Any]) -> None:
+        if (
+            resource["type"] == "aws:lambda/function:Function"
+            and resource["inputs"]["name"] == "pgf-prod-catalog-export"
+        ):
+            resource["inputs"]["environment"]["variables"]["EXPORT_KMS_KEY_ARN"] = other_key
+
+    results = _run(_edited(plans, "prod", other), configs)
+    (failure,) = broken(results)
+    assert failure.source == CATALOG_ROLE and "denied by statement DenyWrongKmsKey" in failure.reason
+    unproven = [r for r in results if r.source == CATALOG_ROLE and r.verdict == "unproven"]
+    assert [r.target for r in unproven] == [other_key]

@@ -320,9 +320,12 @@ RDS_CLUSTER: dict[str, Any] = {
     "tags": DATA_TAGS,
 }
 
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pgf-ingest"
+DEAD_LETTER_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pgf-ingest-dead-letter"
 FUNCTION: dict[str, Any] = {
     "name": "pgf-ingest",
     "publish": True,
+    "deadLetterConfig": {"targetArn": DEAD_LETTER_QUEUE_ARN},
     "environment": {
         "variables": {
             "DB_PASSWORD_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pgf/db-AbCdEf",
@@ -331,6 +334,19 @@ FUNCTION: dict[str, Any] = {
             "API_KEY": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/pgf/api-key",
         }
     },
+}
+
+# What invokes it asynchronously: a schedule on its alias (as the export functions are run).
+SCHEDULE: dict[str, Any] = {
+    "name": "pgf-ingest",
+    "scheduleExpression": "cron(0 3 * * ? *)",
+    "flexibleTimeWindow": {"mode": "OFF"},
+    "target": {"arn": f"{FUNCTION_ARN}:live", "roleArn": f"arn:aws:iam::{ACCOUNT}:role/pgf-ingest-scheduler"},
+}
+EVENT_INVOKE_CONFIG: dict[str, Any] = {
+    "functionName": "pgf-ingest",
+    "qualifier": "live",
+    "destinationConfig": {"onFailure": {"destination": DEAD_LETTER_QUEUE_ARN}},
 }
 
 
@@ -349,7 +365,7 @@ def changed(props: dict[str, Any], **changes: Any) -> dict[str, Any]:
 # The pack
 
 # Issue 5's rules, plus lambda-publishes-versions: the advisory half of the Lambda rule needs its own
-# enforcement level, and a pulumi_policy policy has exactly one.
+# enforcement level, and a pulumi_policy policy has exactly one; plus lambda-dead-letter for the export functions.
 EXPECTED = {
     "vault-customer-managed-key": ("resource", "mandatory"),
     "vault-lock-compliance-in-prod": ("stack", "mandatory"),
@@ -366,5 +382,6 @@ EXPECTED = {
     "data-resources-tagged": ("resource", "mandatory"),
     "lambda-no-plaintext-secrets": ("resource", "mandatory"),
     "lambda-publishes-versions": ("resource", "advisory"),
+    "lambda-dead-letter": ("stack", "advisory"),
     "prod-stateful-resources-protected": ("resource", "mandatory"),
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from pgf_backup.automation import gate as gate_module
@@ -16,11 +17,13 @@ from pgf_backup.automation.gate import GateError, PolicyGate, Verdict, tier_conf
 from pgf_backup.automation.offline import StackPlan, plan_stack
 from pgf_backup.config import Iam
 from pgf_backup.project import Project
+from tests.policy import fixtures as f
 from tests.policy.fixtures import BUCKET_NAME, DATA_TAGS, EXPECTED
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 VAULT = "aws:backup/vault:Vault"
 LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +172,88 @@ def test_stack_rule_reports_the_protecting_resource(
     verdict = _verdict(gate, project, prod, _with_bucket(prod, {**DATA_TAGS, "application": "pgf"}))
     found = _found(verdict, "protected-bucket-prerequisites")
     assert len(found) == 4 and {v.urn for v in found} == {"urn:pulumi:prod::pgf-backup::aws:s3/bucket:Bucket::scratch"}
+
+
+def _with_function(plan: StackPlan, **changes: Any) -> list[dict[str, Any]]:
+    """The stack plus a scheduled function (the export functions' shape), `changes` applied to the function."""
+    resources = copy.deepcopy(plan.resources)
+    provider = next(r["urn"] for r in resources if r["type"] == "pulumi:providers:aws")
+    function = f.changed(f.FUNCTION, **changes)
+    for kind, name, inputs in (("aws:lambda/function:Function", "ingest", function), (SCHEDULE, "daily", f.SCHEDULE)):
+        resources.append(
+            {
+                "urn": f"urn:pulumi:{plan.stack}::pgf-backup::{kind}::{name}",
+                "type": kind,
+                "name": name,
+                "parent": "",
+                "provider": provider,
+                "protect": False,
+                "custom": True,
+                "inputs": inputs,
+            }
+        )
+    return resources
+
+
+def test_a_scheduled_function_with_references_passes(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _with_function(prod))
+    assert verdict.passed and verdict.violations == ()
+
+
+def test_a_pulumi_secret_reaches_the_pack_as_its_value_and_is_refused(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    # What the CLI sends for a Pulumi secret (KeepSecrets): the pack unwraps it before the rule sees it.
+    secret = {rpc._special_sig_key: rpc._special_secret_sig, "value": "hunter2"}
+    variables = {**f.FUNCTION["environment"]["variables"], "DB_PASSWORD": secret, "SETTINGS": "AKIAIOSFODNN7EXAMPLE"}
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _with_function(prod, environment={"variables": variables}))
+    assert not verdict.passed
+    found = _found(verdict, "lambda-no-plaintext-secrets")
+    assert verdict.violations == tuple(found)
+    assert [v.urn for v in found] == ["urn:pulumi:prod::pgf-backup::aws:lambda/function:Function::ingest"] * 2
+    assert all(v.enforcement == "mandatory" and "Secrets Manager or SSM Parameter Store" in v.message for v in found)
+    assert "DB_PASSWORD holds a secret in plain text" in found[0].message
+    assert "SETTINGS holds what looks like an AWS access key id" in found[1].message
+    assert not any("hunter2" in v.message or "AKIAIOSFODNN7EXAMPLE" in v.message for v in found)
+
+
+def test_a_scheduled_function_without_dead_letter_queue_or_versions_is_advised(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    verdict = _verdict(gate, project, prod, _with_function(prod, deadLetterConfig=None, publish=None))
+    assert verdict.passed
+    function = "urn:pulumi:prod::pgf-backup::aws:lambda/function:Function::ingest"
+    assert sorted((v.policy, v.enforcement, v.urn) for v in verdict.violations) == [
+        ("lambda-dead-letter", "advisory", function),
+        ("lambda-publishes-versions", "advisory", function),
+    ]
+    (dead_letter,) = _found(verdict, "lambda-dead-letter")
+    assert "invoked asynchronously by the EventBridge Scheduler schedule daily" in dead_letter.message
+
+
+def test_the_shipped_export_functions_once_their_alias_arns_are_known(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    # The offline engine records no alias ARN, so its schedules' targets are empty; AWS's are the alias ARNs.
+    prod = shipped["prod"]
+    resources = copy.deepcopy(prod.resources)
+    schedules = [r for r in resources if r["type"] == SCHEDULE]
+    functions = [r for r in resources if r["type"] == "aws:lambda/function:Function"]
+    assert len(schedules) == len(functions) >= 1
+    for schedule in schedules:
+        name = schedule["inputs"]["name"]
+        schedule["inputs"]["target"]["arn"] = f"arn:aws:lambda:{f.REGION}:{f.ACCOUNT}:function:{name}:live"
+    assert _verdict(gate, project, prod, resources).violations == ()
+    for function in functions:
+        function["inputs"].pop("deadLetterConfig")
+    found = _found(_verdict(gate, project, prod, resources), "lambda-dead-letter")
+    assert sorted(v.urn for v in found) == sorted(r["urn"] for r in functions)
+    assert all(v.enforcement == "advisory" for v in found)
 
 
 def test_role_names_come_from_the_stack_config(
