@@ -8,7 +8,7 @@ code (`pgf_backup/exports/`) with only the permissions its export needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pulumi
 import pulumi_aws as aws
@@ -173,25 +173,14 @@ def _function_args(
     environment: dict[str, pulumi.Input[str]],
     statements: list[Statement],
 ) -> ScheduledFunctionArgs:
+    # Every field the two dataclasses share passes through unchanged.
+    shared = {f.name: getattr(args, f.name) for f in fields(ExportFunctionArgs) if f.name in _FUNCTION_FIELDS}
     return ScheduledFunctionArgs(
-        function_name=args.function_name,
-        description=description,
-        account_id=args.account_id,
-        region=args.region,
-        partition=args.partition,
-        code_path=args.code_path,
-        code_sha256=args.code_sha256,
-        handler=handler,
-        schedule=args.schedule,
-        timezone=args.timezone,
-        alarm_topic_arn=args.alarm_topic_arn,
-        log_retention_days=args.log_retention_days,
-        timeout_seconds=args.timeout_seconds,
-        memory_mb=args.memory_mb,
-        environment=environment,
-        statements=statements,
-        tags=args.tags,
+        **shared, description=description, handler=handler, environment=environment, statements=statements
     )
+
+
+_FUNCTION_FIELDS = frozenset(f.name for f in fields(ScheduledFunctionArgs))
 
 
 class CatalogExport(pulumi.ComponentResource):

@@ -232,42 +232,40 @@ class ScheduledFunction(pulumi.ComponentResource):
 
     def _alarms(self, name: str, opts: pulumi.ResourceOptions) -> None:
         args = self._args
-        # Lambda sends Errors only when the function runs: no data is not an error (notBreaching).
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-errors",
-            name=f"{args.function_name}-errors",
-            alarm_description=f"pgf-backup: {args.description} failed (see {self.log_group_name})",
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": args.function_name, "Resource": f"{args.function_name}:{ALIAS}"},
-            statistic="Sum",
-            period=300,
-            evaluation_periods=1,
-            threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[args.alarm_topic_arn],
-            tags=args.tags,
-            opts=opts,
+        alarms = (
+            # Lambda sends Errors only when the function runs: no data is not an error (notBreaching).
+            (
+                "errors",
+                f"failed (see {self.log_group_name})",
+                ("AWS/Lambda", "Errors", "Sum"),
+                {"FunctionName": args.function_name, "Resource": f"{args.function_name}:{ALIAS}"},
+            ),
+            # A message in the dead-letter queue is a run that never happened or never finished.
+            (
+                "dead-letters",
+                "could not run (dead-letter queue not empty)",
+                ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+                {"QueueName": f"{args.function_name}-dlq"},
+            ),
         )
-        # A message in the dead-letter queue is a run that never happened or never finished.
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-dead-letters",
-            name=f"{args.function_name}-dead-letters",
-            alarm_description=f"pgf-backup: {args.description} could not run (dead-letter queue not empty)",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": f"{args.function_name}-dlq"},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
-            threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[args.alarm_topic_arn],
-            tags=args.tags,
-            opts=opts,
-        )
+        for suffix, what, (namespace, metric, statistic), dimensions in alarms:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                name=f"{args.function_name}-{suffix}",
+                alarm_description=f"pgf-backup: {args.description} {what}",
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=statistic,
+                period=300,
+                evaluation_periods=1,
+                threshold=1,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=[args.alarm_topic_arn],
+                tags=args.tags,
+                opts=opts,
+            )
 
 
 def _trust(service: str, condition: Mapping[str, object] | None = None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
@@ -30,13 +30,19 @@ def _settings(environ: Mapping[str, str], context: Any) -> tuple[str, str, str, 
     return environ["EXPORT_BUCKET"], environ["EXPORT_KMS_KEY_ARN"], environ["EXPORT_ROOT"], account, region
 
 
+def _clients(region: str, service: Literal["glue", "quicksight"]) -> tuple[Any, Any]:
+    """The service's client and S3's, in the function's region, with adaptive retries."""
+    session = boto3.session.Session(region_name=region)
+    return session.client(service, config=RETRY_CONFIG), session.client("s3", config=RETRY_CONFIG)
+
+
 def catalog_export(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Export the Glue Data Catalog; the manifest is written last, so a failed run leaves none."""
     bucket, key, root, account, region = _settings(os.environ, context)
-    session = boto3.session.Session(region_name=region)
+    glue, s3 = _clients(region, "glue")
     manifest = catalog.export_catalog(
-        session.client("glue", config=RETRY_CONFIG),
-        session.client("s3", config=RETRY_CONFIG),
+        glue,
+        s3,
         bucket=bucket,
         account_id=account,
         region=region,
@@ -50,10 +56,10 @@ def catalog_export(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 def quicksight_export(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Export every QuickSight asset as asset bundles, with a manifest written last."""
     bucket, key, root, account, region = _settings(os.environ, context)
-    session = boto3.session.Session(region_name=region)
+    client, s3 = _clients(region, "quicksight")
     manifest = quicksight.export_assets(
-        session.client("quicksight", config=RETRY_CONFIG),
-        session.client("s3", config=RETRY_CONFIG),
+        client,
+        s3,
         account_id=account,
         region=region,
         bucket=bucket,

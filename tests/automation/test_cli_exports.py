@@ -14,9 +14,10 @@ from pgf_backup.automation.cli import main
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.exports.store import MANIFEST
 from pgf_backup.project import Project
+from tests.exports.conftest import fake_credentials
 from tests.exports.test_catalog import ACCOUNT, BUCKET, REGION, aws, build_catalog, glue, s3, snapshot, wipe
 
-__all__ = ["aws", "glue", "s3"]  # fixtures, used by name
+__all__ = ["aws", "fake_credentials", "glue", "s3"]  # fixtures, used by name
 
 
 def _run(*argv: str) -> tuple[ExitStatus, str, str]:

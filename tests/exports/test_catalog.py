@@ -159,15 +159,8 @@ _SHIM = {
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(fake_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto (Glue with the shim above, S3), with credentials and a region."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
     for method, (operation, key) in _PAGED.items():
         monkeypatch.setattr(GlueResponse, method, _paged(getattr(GlueResponse, method), operation, key))
     for method, function in _SHIM.items():

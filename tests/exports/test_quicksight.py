@@ -127,14 +127,7 @@ def stub_export_job(stub: Stubber, arns: list[str], statuses: list[str], *, fina
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(fake_credentials: None) -> Iterator[None]:
     with mock_aws():
         yield
 

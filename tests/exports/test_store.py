@@ -31,15 +31,8 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def s3(fake_credentials: None) -> Iterator[Any]:
     """moto's S3 with the export bucket; the client records every call (operation, parameters)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "ca-central-1",
-    }.items():
-        monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="ca-central-1", config=store.RETRY_CONFIG)
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ca-central-1"})
