@@ -1,6 +1,7 @@
 """Pulumi ComponentResources of pgf-backup, one per module."""
 
 from components.air_gapped_vault import AirGappedVault, AirGappedVaultArgs
+from components.backup_alarms import BackupAlarms, BackupAlarmsArgs, FreshnessArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs, CopyArgs, RuleArgs
 from components.backup_settings import BackupSettings, BackupSettingsArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultLockArgs
@@ -17,6 +18,8 @@ __all__ = [
     "AirGappedVault",
     "AirGappedVaultArgs",
     "AppAccessArgs",
+    "BackupAlarms",
+    "BackupAlarmsArgs",
     "BackupPlan",
     "BackupPlanArgs",
     "BackupServiceRole",
@@ -31,6 +34,7 @@ __all__ = [
     "ExportFunctionArgs",
     "ExportStore",
     "ExportStoreArgs",
+    "FreshnessArgs",
     "JobAlerts",
     "JobAlertsArgs",
     "KeyGuard",

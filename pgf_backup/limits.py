@@ -58,6 +58,35 @@ LOG_RETENTION_DAYS: Final = (
 LAMBDA_MAX_TIMEOUT_SECONDS: Final = 900
 LAMBDA_MEMORY_MB: Final = (128, 10_240)
 
+# CloudWatch alarms (botocore's cloudwatch model, PutMetricAlarm Period): "An alarm's total current evaluation
+# period can be no longer than seven days, so Period multiplied by EvaluationPeriods can't be more than 604,800
+# seconds. For alarms with a period of less than one hour (3,600 seconds), the total evaluation period can't be
+# longer than one day (86,400 seconds)." Valid periods: "10, 20, 30, and any multiple of 60".
+ALARM_MAX_EVALUATION_SECONDS: Final = 604_800
+ALARM_SHORT_PERIOD_SECONDS: Final = 3_600
+ALARM_SHORT_PERIOD_MAX_EVALUATION_SECONDS: Final = 86_400
+# The strategy's recovery point objective per tier, in hours (each tier backs up daily).
+DEFAULT_RPO_HOURS: Final = {"lab": 24, "dev": 24, "prod": 24}
+
+
+def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | None:
+    """Why CloudWatch would refuse an alarm evaluating `evaluation_periods` periods of `period_seconds`, or None."""
+    if period_seconds < 60 or period_seconds % 60:
+        return f"a period of {period_seconds} seconds is not a multiple of 60 (standard-resolution metrics)"
+    total = period_seconds * evaluation_periods
+    limit = (
+        ALARM_SHORT_PERIOD_MAX_EVALUATION_SECONDS
+        if period_seconds < ALARM_SHORT_PERIOD_SECONDS
+        else ALARM_MAX_EVALUATION_SECONDS
+    )
+    if total > limit:
+        return (
+            f"{evaluation_periods} periods of {period_seconds} seconds evaluate {total} seconds; CloudWatch allows "
+            f"{limit} ({'1 day for periods under an hour' if limit < ALARM_MAX_EVALUATION_SECONDS else '7 days'})"
+        )
+    return None
+
+
 # The strategy's retention per tier, in days (lab/dev short, prod at least 35).
 PROD_MIN_RETENTION_DAYS: Final = 35
 DEFAULT_TIER_BOUNDS: Final = {"lab": (7, 14), "dev": (7, 14), "prod": (PROD_MIN_RETENTION_DAYS, 3650)}

@@ -16,6 +16,8 @@ from components import (
     AirGappedVault,
     AirGappedVaultArgs,
     AppAccessArgs,
+    BackupAlarms,
+    BackupAlarmsArgs,
     BackupPlan,
     BackupPlanArgs,
     BackupServiceRole,
@@ -29,6 +31,7 @@ from components import (
     ExportFunctionArgs,
     ExportStore,
     ExportStoreArgs,
+    FreshnessArgs,
     JobAlerts,
     JobAlertsArgs,
     KeyGuard,
@@ -221,6 +224,46 @@ def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     return built
 
 
+def build_backup_alarms(cfg: VaultStack, providers: Providers, job_alerts: dict[str, Any]) -> dict[str, Any]:
+    """CloudWatch alarms on AWS Backup's metrics in each region, to that region's JobAlerts topic."""
+    alarms = cfg.alarms
+    if not alarms.enabled:
+        return {}
+    account, primary = cfg.account_id, cfg.regions.primary
+    freshness: list[FreshnessArgs] = []
+    if isinstance(cfg, WorkloadStack):
+        # Backups are made into the tier's vault in the primary region, and counted there. Received copies
+        # (the copy region, the backup account) are not watched for freshness: AWS counts a copy job in the
+        # account and region that run it, the source's ("The vault name of copy jobs is that of their
+        # destination vault", cloudwatch.html), and no page says a received copy is counted where it lands.
+        # A missed copy is alerted by JobAlerts' `Copy Job State Change` rule and the copy-failed counter.
+        freshness.append(
+            FreshnessArgs(cfg.tier, cfg.vault_name(cfg.vault_key), "backup", alarms.window_hours(cfg.tier))
+        )
+    vault_names = tuple(cfg.vault_name(key) for key in cfg.vaults)
+    built: dict[str, Any] = {}
+    for region in cfg.regions.all:
+        here = tuple(freshness) if region == primary else ()
+        component = BackupAlarms(
+            f"backup-alarms-{region}",
+            BackupAlarmsArgs(
+                topic_arn=job_alerts[region]["topic_arn"],
+                vault_names=vault_names,
+                freshness=here,
+                failure_threshold=alarms.failure_threshold,
+                failure_period_seconds=alarms.failure_period_minutes * 60,
+                failure_evaluation_periods=alarms.failure_evaluation_periods,
+                tags={TAG_BACKUP_TIER: cfg.stack_tier} if cfg.stack_tier else {},
+            ),
+            pulumi.ResourceOptions(providers={"aws": providers.get(account, region)}),
+        )
+        built[region] = {
+            "alarms": component.alarm_names,
+            "freshness_hours": {f.vault_name: f.window_hours for f in here},
+        }
+    return built
+
+
 def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
     """The role AWS Backup assumes in this account (named as organization policies expect)."""
     args = BackupServiceRoleArgs(
@@ -277,10 +320,12 @@ def build_backup_account(cfg: BackupAccountStack, providers: Providers) -> dict[
             "arn": gap.vault_arn,
             "lock": {"min": vault.air_gapped.min_retention_days, "max": vault.air_gapped.max_retention_days},
         }
+    alerts = build_job_alerts(cfg, providers)
     outputs: dict[str, Any] = {
         "vaults": vault_outputs(cfg, vaults),
         "service_role_arn": role.role_arn,
-        "job_alerts": build_job_alerts(cfg, providers),
+        "job_alerts": alerts,
+        "backup_alarms": build_backup_alarms(cfg, providers, alerts),
         "central_vaults": central,
         "air_gapped_vaults": air_gapped,
     }
@@ -582,6 +627,7 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
         "vaults": vault_outputs(cfg, vaults),
         "service_role_arn": role.role_arn,
         "job_alerts": alerts,
+        "backup_alarms": build_backup_alarms(cfg, providers, alerts),
         **data_outputs,
     }
     if cfg.exports is not None:

@@ -22,8 +22,10 @@ from pgf_backup.config.types import (
 )
 from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, DEFAULT_SERVICE_ROLE
 from pgf_backup.limits import (
+    ALARM_MAX_EVALUATION_SECONDS,
     COLD_STORAGE_MIN_DAYS,
     CONTINUOUS_MAX_RETENTION_DAYS,
+    DEFAULT_RPO_HOURS,
     DEFAULT_TIER_BOUNDS,
     LAMBDA_MAX_TIMEOUT_SECONDS,
     LAMBDA_MEMORY_MB,
@@ -31,6 +33,7 @@ from pgf_backup.limits import (
     MAX_RULES_PER_PLAN,
     PROD_MIN_RETENTION_DAYS,
     VAULT_LOCK_MIN_CHANGEABLE_DAYS,
+    alarm_window_problem,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -502,3 +505,48 @@ class Exports(Model):
 
 
 DbIdentifier = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")]
+
+
+# An alarm evaluates at most 7 days (pgf_backup.limits), and freshness is evaluated hour by hour.
+_MAX_WINDOW_HOURS = ALARM_MAX_EVALUATION_SECONDS // 3600
+RpoHours = Annotated[int, Field(ge=1, le=_MAX_WINDOW_HOURS)]
+
+
+class TierRpo(Model):
+    """Each tier's recovery point objective, in hours."""
+
+    lab: RpoHours = DEFAULT_RPO_HOURS["lab"]
+    dev: RpoHours = DEFAULT_RPO_HOURS["dev"]
+    prod: RpoHours = DEFAULT_RPO_HOURS["prod"]
+
+
+class Alarms(Model):
+    """CloudWatch alarms on AWS Backup's metrics (component BackupAlarms), to the JobAlerts topic."""
+
+    enabled: bool = True
+    rpo_hours: TierRpo = TierRpo()
+    # Added to the RPO before the freshness alarm fires: a daily job starts within its start window and
+    # finishes within its completion window, so consecutive recovery points may be a little over 24 hours apart.
+    grace_hours: Annotated[int, Field(ge=0, le=24)] = 2
+    failure_threshold: Annotated[int, Field(ge=1)] = 1
+    failure_period_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    failure_evaluation_periods: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _within_cloudwatch(self) -> Alarms:
+        problem = alarm_window_problem(self.failure_period_minutes * 60, self.failure_evaluation_periods)
+        if problem:
+            raise ValueError(f"failure_period_minutes x failure_evaluation_periods: {problem}")
+        for tier in ("lab", "dev", "prod"):
+            hours = getattr(self.rpo_hours, tier) + self.grace_hours
+            if hours > _MAX_WINDOW_HOURS:
+                raise ValueError(
+                    f"rpo_hours.{tier} + grace_hours is {hours} hours; a CloudWatch alarm evaluates at most "
+                    f"{_MAX_WINDOW_HOURS} (7 days)"
+                )
+        return self
+
+    def window_hours(self, tier: Tier) -> int:
+        """Hours without a new recovery point after which the tier's freshness alarm fires."""
+        rpo: int = getattr(self.rpo_hours, tier)
+        return rpo + self.grace_hours

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from pgf_backup.config.sections import (
     FULLY_MANAGED,
+    Alarms,
     AwsConfigRules,
     Bucket,
     BucketName,
@@ -126,6 +127,8 @@ class VaultStack(_Stack):
 
     tier_bounds: TierBounds = TierBounds()
     vaults: dict[VaultKey, Vault]
+    # CloudWatch alarms on AWS Backup's metrics in each region (failures, and freshness per tier).
+    alarms: Alarms = Alarms()
 
     def _check(self, errors: list[str]) -> None:
         if not self.vaults:

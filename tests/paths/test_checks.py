@@ -344,6 +344,10 @@ EXPORT_BUCKET = f"arn:aws:s3:::pgf-backup-exports-{PROD_ACCOUNT}"
 CATALOG_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-catalog-export-function"
 QUICKSIGHT_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-quicksight-export-function"
 ALERT_TOPIC = f"arn:aws:sns:ca-central-1:{PROD_ACCOUNT}:pgf-prod-backup-job-alerts"
+# BackupAlarms of a shipped workload stack (one vault, two regions): five failure counters per region, and one
+# freshness alarm in the primary region (where the backups are made).
+PRIMARY_BACKUP_ALARMS = 5 + 1
+BACKUP_ALARMS = PRIMARY_BACKUP_ALARMS + 5
 
 
 def _edit_document(
@@ -367,8 +371,10 @@ def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
 def test_every_alarm_publishes_to_the_alert_topic_and_uses_its_key(shipped: Any) -> None:
     results = _run(*shipped)
     alarms = [r for r in results if r.source.startswith("cloudwatch.amazonaws.com for ")]
-    # lab and dev: the catalog export's two alarms; prod: the catalog and QuickSight exports' four.
-    assert {s: sum(r.stack == s for r in alarms) for s in STACKS[1:]} == {"lab": 6, "dev": 6, "prod": 12}
+    # Three requests per alarm. lab and dev: the catalog export's two alarms; prod: the catalog and QuickSight
+    # exports' four; and in each workload stack BACKUP_ALARMS (BackupAlarms) in its two regions.
+    counts = {s: sum(r.stack == s for r in alarms) for s in STACKS[1:]}
+    assert counts == {"lab": 3 * (2 + BACKUP_ALARMS), "dev": 3 * (2 + BACKUP_ALARMS), "prod": 3 * (4 + BACKUP_ALARMS)}
     assert all(r.verdict == "ok" and r.kind == "notification" for r in alarms)
     errors = [r for r in alarms if r.source.endswith(f":{PROD_ACCOUNT}:alarm:pgf-prod-quicksight-export-errors")]
     assert sorted(r.request.split(" by ")[0] for r in errors) == ["kms:Decrypt", "kms:GenerateDataKey", "sns:Publish"]
@@ -380,11 +386,13 @@ def test_a_topic_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipp
     plans, configs = shipped
     edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsPublish", ("aws:sns/topicPolicy:TopicPolicy",)))
     failures = broken(_run(edited, configs))
-    assert len(failures) == 4  # one publish per alarm; the key still admits CloudWatch
+    assert len(failures) == 4 + BACKUP_ALARMS  # one publish per alarm; the key still admits CloudWatch
     assert all(
         r.source.startswith("cloudwatch.amazonaws.com for ") and r.request.startswith("sns:Publish") for r in failures
     )
-    assert all(r.target == ALERT_TOPIC and "must be allowed" in r.reason for r in failures)
+    copy_region_topic = ALERT_TOPIC.replace("ca-central-1", "ca-west-1")
+    assert {r.target for r in failures} == {ALERT_TOPIC, copy_region_topic}
+    assert all("must be allowed" in r.reason for r in failures)
     assert (
         f"no statement of topic policy of {ALERT_TOPIC} admits service cloudwatch.amazonaws.com" in failures[0].reason
     )
@@ -400,14 +408,15 @@ def test_an_alarm_of_another_region_is_not_admitted_by_the_topic(shipped: Any) -
 
     edit = _edit_document("aws:sns/topicPolicy:TopicPolicy", "policy", other_region, arn=ALERT_TOPIC)
     failures = broken(_run(_edited(plans, "prod", edit), configs))
-    assert len(failures) == 4 and all(r.request.startswith("sns:Publish") for r in failures)
+    # The primary region's topic: the export alarms and that region's backup alarms.
+    assert len(failures) == 4 + PRIMARY_BACKUP_ALARMS and all(r.request.startswith("sns:Publish") for r in failures)
 
 
 def test_a_key_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipped: Any) -> None:
     plans, configs = shipped
     edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsEncrypt", KEYS))
     failures = broken(_run(edited, configs))
-    assert len(failures) == 8  # kms:GenerateDataKey and kms:Decrypt per alarm
+    assert len(failures) == 2 * (4 + BACKUP_ALARMS)  # kms:GenerateDataKey and kms:Decrypt per alarm
     assert {r.request.split(" by ")[0] for r in failures} == {"kms:GenerateDataKey", "kms:Decrypt"}
     assert all(r.source.startswith("cloudwatch.amazonaws.com for ") and "key policy of" in r.reason for r in failures)
 
