@@ -233,14 +233,18 @@ class ScheduledFunction(pulumi.ComponentResource):
     def _alarms(self, name: str, opts: pulumi.ResourceOptions) -> None:
         args = self._args
         alarms = (
-            # Lambda sends Errors only when the function runs: no data is not an error (notBreaching).
+            # Lambda sends Errors only when the function runs: no data is not an error (notBreaching). The
+            # `Resource` dimension (with FunctionName) holds "metrics for a version or alias of a function"
+            # (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html): here, the alias invoked.
             (
                 "errors",
                 f"failed (see {self.log_group_name})",
                 ("AWS/Lambda", "Errors", "Sum"),
                 {"FunctionName": args.function_name, "Resource": f"{args.function_name}:{ALIAS}"},
             ),
-            # A message in the dead-letter queue is a run that never happened or never finished.
+            # A message in the dead-letter queue is a run that never happened or never finished. SQS publishes its
+            # metrics by `QueueName`, its one dimension
+            # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html).
             (
                 "dead-letters",
                 "could not run (dead-letter queue not empty)",

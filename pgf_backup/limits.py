@@ -2,7 +2,7 @@
 and the policy pack alike (no dependencies, so the pack imports it standalone)."""
 
 import re
-from typing import Final
+from typing import Final, Literal, get_args
 
 # AWS Backup quotas: https://docs.aws.amazon.com/aws-backup/latest/devguide/aws-backup-limits.html
 MAX_RULES_PER_PLAN: Final = 10
@@ -94,7 +94,8 @@ DEFAULT_TIER_BOUNDS: Final = {"lab": (7, 14), "dev": (7, 14), "prod": (PROD_MIN_
 # Vault notification events AWS Backup sends; the deprecated ones are accepted by the API and never
 # sent ("Deprecated events do not return statuses or notifications":
 # https://docs.aws.amazon.com/aws-backup/latest/devguide/API_PutBackupVaultNotifications.html).
-SUPPORTED_VAULT_EVENTS: Final = (
+# A Literal (the config's type, whose pydantic messages list the values), and the same as a tuple.
+VaultEvent = Literal[
     "BACKUP_JOB_STARTED",
     "BACKUP_JOB_COMPLETED",
     "COPY_JOB_STARTED",
@@ -105,7 +106,8 @@ SUPPORTED_VAULT_EVENTS: Final = (
     "RECOVERY_POINT_MODIFIED",
     "S3_BACKUP_OBJECT_FAILED",
     "S3_RESTORE_OBJECT_FAILED",
-)
+]
+SUPPORTED_VAULT_EVENTS: Final[tuple[str, ...]] = get_args(VaultEvent)
 DEPRECATED_VAULT_EVENTS: Final = (
     "BACKUP_JOB_SUCCESSFUL",
     "BACKUP_JOB_FAILED",

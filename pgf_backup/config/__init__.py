@@ -15,7 +15,8 @@ from pgf_backup.config.stack import (
     VaultStack,
     WorkloadStack,
 )
-from pgf_backup.config.types import Tier, VaultEvent, backup_regions, partition
+from pgf_backup.config.types import Tier, backup_regions, partition
+from pgf_backup.limits import VaultEvent
 
 __all__ = [
     "CONTINUOUS_RULE",

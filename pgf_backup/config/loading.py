@@ -102,11 +102,15 @@ def _unknown_key(role: str, loc: tuple[int | str, ...]) -> str:
     parent = _model_at(model, loc[:-1])
     allowed = _keys_of(parent) if parent else []
     # At the top, a misspelt key of another role is worth naming too (with whose it is).
-    others = {k: name for name, other in ROLE_MODELS.items() for k in other.model_fields} if len(loc) == 1 else {}
+    others: dict[str, list[str]] = {}
+    if len(loc) == 1:
+        for name, other in ROLE_MODELS.items():
+            for field in other.model_fields:
+                others.setdefault(field, []).append(name)
     close = difflib.get_close_matches(key, [*allowed, *(k for k in others if k not in allowed)], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     if close and close[0] not in allowed:
-        hint += f" ({close[0]!r} is a key of {others[close[0]]} stacks)"
+        hint += f" ({close[0]!r} is a key of {' and '.join(others[close[0]])} stacks)"
     return f"unknown key.{hint} Allowed keys here: {', '.join(allowed)}"
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from pgf_backup.limits import DEPRECATED_VAULT_EVENTS
+from pgf_backup.limits import DEPRECATED_VAULT_EVENTS, VaultEvent
 
 Tier = Literal["lab", "dev", "prod"]
 Role = Literal["backup-account", "workload", "management"]
@@ -174,23 +174,10 @@ Days = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=36500)]
 # The vault events AWS Backup sends. PutBackupVaultNotifications also accepts deprecated names, and
 # "Deprecated events do not return statuses or notifications. Refer to the list above for the supported
 # events." (https://docs.aws.amazon.com/aws-backup/latest/devguide/API_PutBackupVaultNotifications.html,
-# whose supported list is exactly these: limits.SUPPORTED_VAULT_EVENTS, which a test keeps equal; a
-# Literal must spell them out). BACKUP_JOB_COMPLETED is sent for failed and expired backup jobs too, its
+# whose supported list is limits.VaultEvent). BACKUP_JOB_COMPLETED is sent for failed and expired backup jobs too, its
 # SNS message attribute `State` telling which: "Review sample Amazon SNS notification JSONs for completed,
 # failed, and expired backup jobs" (https://docs.aws.amazon.com/aws-backup/latest/devguide/
 # backup-notifications.html); a subscription filter policy on `State` keeps only the failures.
-VaultEvent = Literal[
-    "BACKUP_JOB_STARTED",
-    "BACKUP_JOB_COMPLETED",
-    "COPY_JOB_STARTED",
-    "COPY_JOB_SUCCESSFUL",
-    "COPY_JOB_FAILED",
-    "RESTORE_JOB_STARTED",
-    "RESTORE_JOB_COMPLETED",
-    "RECOVERY_POINT_MODIFIED",
-    "S3_BACKUP_OBJECT_FAILED",
-    "S3_RESTORE_OBJECT_FAILED",
-]
 DEFAULT_VAULT_EVENTS: tuple[VaultEvent, ...] = (
     "BACKUP_JOB_COMPLETED",
     "COPY_JOB_FAILED",
