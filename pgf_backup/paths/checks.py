@@ -1025,7 +1025,9 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
         check_data(out, plan, cfg)
         check_exports(out, found, plan)
         check_notifications(out, found, plan, cfg.account_id)
-    return out.results
+    # The mock runtime registers resources in no fixed order: sort, so a report reads the same on every run.
+    order = {plan.stack: index for index, plan in enumerate(plans)}
+    return sorted(out.results, key=lambda r: (order[r.stack], r.kind, r.source, r.target, r.request, r.verdict))
 
 
 def broken(results: Sequence[PathResult]) -> list[PathResult]:

@@ -137,9 +137,16 @@ def test_unknown_values_are_not_judged(gate: PolicyGate, project: Project, shipp
     assert verdict.passed and verdict.violations == ()
 
 
+def _provider_in(resources: list[dict[str, Any]], region: str) -> str:
+    """The stack's AWS provider for `region` (the plan lists its providers in no fixed order)."""
+    return next(
+        r["urn"] for r in resources if r["type"] == "pulumi:providers:aws" and r["inputs"].get("region") == region
+    )
+
+
 def _with_bucket(plan: StackPlan, tags: dict[str, str]) -> list[dict[str, Any]]:
     resources = copy.deepcopy(plan.resources)
-    provider = next(r["urn"] for r in resources if r["type"] == "pulumi:providers:aws")
+    provider = _provider_in(resources, f.REGION)
     resources.append(
         {
             "urn": f"urn:pulumi:{plan.stack}::pgf-backup::aws:s3/bucket:Bucket::scratch",
@@ -177,7 +184,7 @@ def test_stack_rule_reports_the_protecting_resource(
 def _with_function(plan: StackPlan, **changes: Any) -> list[dict[str, Any]]:
     """The stack plus a scheduled function (the export functions' shape), `changes` applied to the function."""
     resources = copy.deepcopy(plan.resources)
-    provider = next(r["urn"] for r in resources if r["type"] == "pulumi:providers:aws")
+    provider = _provider_in(resources, f.REGION)
     function = f.changed(f.FUNCTION, **changes)
     for kind, name, inputs in (("aws:lambda/function:Function", "ingest", function), (SCHEDULE, "daily", f.SCHEDULE)):
         resources.append(
