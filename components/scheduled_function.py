@@ -232,48 +232,69 @@ class ScheduledFunction(pulumi.ComponentResource):
 
     def _alarms(self, name: str, opts: pulumi.ResourceOptions) -> None:
         args = self._args
-        alarms = (
-            # Lambda sends Errors only when the function runs: no data is not an error (notBreaching). The
-            # `Resource` dimension (with FunctionName) holds "metrics for a version or alias of a function"
-            # (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html): here, the alias invoked.
-            (
-                "errors",
-                f"failed (see {self.log_group_name})",
-                ("AWS/Lambda", "Errors", "Sum"),
-                {"FunctionName": args.function_name, "Resource": f"{args.function_name}:{ALIAS}"},
-            ),
-            # A message in the dead-letter queue is a run that never happened or never finished. SQS publishes its
-            # metrics by `QueueName`, its one dimension
-            # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html).
-            (
-                "dead-letters",
-                "could not run (dead-letter queue not empty)",
-                ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
-                {"QueueName": f"{args.function_name}-dlq"},
-            ),
+        function_alarms(
+            name, args.function_name, args.description, args.alarm_topic_arn, args.tags, opts, self.log_group_name
         )
-        for suffix, what, (namespace, metric, statistic), dimensions in alarms:
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{suffix}",
-                name=f"{args.function_name}-{suffix}",
-                alarm_description=f"pgf-backup: {args.description} {what}",
-                namespace=namespace,
-                metric_name=metric,
-                dimensions=dimensions,
-                statistic=statistic,
-                period=300,
-                evaluation_periods=1,
-                threshold=1,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[args.alarm_topic_arn],
-                tags=args.tags,
-                opts=opts,
-            )
 
 
-def _trust(service: str, condition: Mapping[str, object] | None = None) -> str:
+def function_alarms(  # noqa: PLR0917 - the component's own fields, in its order
+    name: str,
+    function_name: str,
+    description: str,
+    topic_arn: pulumi.Input[str],
+    tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+    log_group_name: str,
+) -> list[aws.cloudwatch.MetricAlarm]:
+    """Alarms on a function's errors (its alias `live`) and on messages in its dead-letter queue `<function>-dlq`."""
+    alarms = (
+        # Lambda sends Errors only when the function runs: no data is not an error (notBreaching). The
+        # `Resource` dimension (with FunctionName) holds "metrics for a version or alias of a function"
+        # (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html): here, the alias invoked.
+        (
+            "errors",
+            f"failed (see {log_group_name})",
+            ("AWS/Lambda", "Errors", "Sum"),
+            {"FunctionName": function_name, "Resource": f"{function_name}:{ALIAS}"},
+        ),
+        # A message in the dead-letter queue is a run that never happened or never finished. SQS publishes its
+        # metrics by `QueueName`, its one dimension
+        # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html).
+        (
+            "dead-letters",
+            "could not run (dead-letter queue not empty)",
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+            {"QueueName": f"{function_name}-dlq"},
+        ),
+    )
+    return [
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{suffix}",
+            name=f"{function_name}-{suffix}",
+            alarm_description=f"pgf-backup: {description} {what}",
+            namespace=namespace,
+            metric_name=metric,
+            dimensions=dimensions,
+            statistic=statistic,
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic_arn],
+            tags=dict(tags),
+            opts=opts,
+        )
+        for suffix, what, (namespace, metric, statistic), dimensions in alarms
+    ]
+
+
+def service_trust(service: str, condition: Mapping[str, object] | None = None) -> str:
+    """A role trust policy: `service` may assume the role (under `condition`, when given)."""
     statement: Statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
     if condition:
         statement["Condition"] = dict(condition)
     return document([statement])
+
+
+_trust = service_trust

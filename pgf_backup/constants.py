@@ -37,3 +37,18 @@ STRATEGY_TAG_KEYS: Final = (
     TAG_APPLICATION,
 )
 DATA_CLASSIFICATIONS: Final = ("public", "internal", "confidential", "restricted")
+
+# Evidence of restore tests: the metrics the validation function publishes (the dashboards read them) and where it
+# writes its evidence in the reports bucket, the role it runs as in every account.
+METRIC_NAMESPACE: Final = "PGF/Backup"
+METRIC_RESTORE_DURATION: Final = "RestoreTestDurationSeconds"  # dimensions: Tier, ResourceType
+METRIC_RECOVERY_POINT_AGE: Final = "RestoreTestRecoveryPointAgeHours"  # dimensions: Tier, ResourceType
+RESTORE_EVIDENCE_PREFIX: Final = "restore-tests"  # restore-tests/<account>/<region>/<YYYY>/<MM>/<restore job id>.json
+AUDIT_REPORTS_PREFIX: Final = "audit-reports"
+RESTORE_VALIDATOR_ROLE: Final = "pgf-backup-restore-validator"
+# ProtectedResourceType values a restore testing selection accepts ("Supported resource types accepted include",
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/API_RestoreTestingSelectionForCreate.html).
+RESTORE_TESTING_TYPES: Final = ("Aurora", "DocumentDB", "DynamoDB", "EBS", "EC2", "EFS", "FSx", "Neptune", "RDS", "S3")
+# The stack output listing what a stack leaves out and why (e.g. a feature AWS does not offer in a region):
+# `pgf-backup plan` prints each as a note.
+NOTES_OUTPUT: Final = "notes"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from components import (
     FreshnessArgs,
     JobAlerts,
     JobAlertsArgs,
-    KeyGuard,
     OrgBackupPolicy,
     OrgBackupPolicyArgs,
     QuickSightExport,
@@ -46,6 +44,7 @@ from components import (
 )
 from components.exports import CATALOG_ROOT, QUICKSIGHT_ROOT
 from pgf_backup import backup_outputs
+from pgf_backup.builders import audit, observability, restore_testing
 from pgf_backup.config import (
     BackupAccountStack,
     ConfigError,
@@ -60,10 +59,9 @@ from pgf_backup.config import (
     partition,
 )
 from pgf_backup.constants import (
-    PROJECT,
+    NOTES_OUTPUT,
     ROLE_BACKUP_ACCOUNT,
     STACK_BACKUP,
-    TAG_APPLICATION,
     TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
     TAG_DATA_CLASSIFICATION,
@@ -72,6 +70,7 @@ from pgf_backup.lambda_package import build_package
 from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS, RDS_DB_INSTANCE_ARN, RDS_DB_INSTANCE_TYPE
 from pgf_backup.management import BACKUP_SERVICE_PRINCIPAL, GLOBAL_SETTINGS, delegation_policy
 from pgf_backup.plans import ACCOUNT_PLACEHOLDER, backup_policy, rule_args, tag_conditions
+from pgf_backup.providers import Providers
 
 
 class StackConfigError(ConfigError, pulumi.RunError):
@@ -80,48 +79,6 @@ class StackConfigError(ConfigError, pulumi.RunError):
 
 class MissingOutputError(StackConfigError):
     """The backup stack does not export what a workload stack needs (deploy `backup` first)."""
-
-
-@dataclass
-class Providers:
-    """One explicit AWS provider per (account, region), assuming the deploy role there."""
-
-    cfg: StackConfig
-    stack: str
-    _cache: dict[tuple[str, str], aws.Provider] = field(default_factory=dict)
-
-    def default_tags(self) -> dict[str, str]:
-        """Tags every resource of this stack carries."""
-        return {
-            **self.cfg.tags.extra,
-            TAG_APPLICATION: self.cfg.tags.application,
-            TAG_DATA_CLASSIFICATION: self.cfg.tags.data_classification,
-            "managed-by": PROJECT,
-            "pulumi:stack": self.stack,
-        }
-
-    def get(self, account_id: str, region: str) -> aws.Provider:
-        """The provider for an account and region (created once)."""
-        key = (account_id, region)
-        if key not in self._cache:
-            self._cache[key] = aws.Provider(
-                f"aws-{account_id}-{region}",
-                region=region,
-                allowed_account_ids=[account_id],
-                assume_roles=[
-                    aws.ProviderAssumeRoleArgs(
-                        role_arn=self.cfg.role_arn(account_id, self.cfg.iam.deploy_role, region),
-                        session_name=f"{PROJECT}-{self.stack}",
-                    )
-                ],
-                default_tags=aws.ProviderDefaultTagsArgs(tags=self.default_tags()),
-            )
-        return self._cache[key]
-
-    def opts(self, region: str | None = None, **extra: Any) -> pulumi.ResourceOptions:
-        """Options placing a resource in this stack's account (primary region by default)."""
-        provider = self.get(self.cfg.account_id, region or self.cfg.regions.primary)
-        return pulumi.ResourceOptions(provider=provider, **extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,12 +156,7 @@ def build_job_alerts(cfg: StackConfig, providers: Providers) -> dict[str, Any]:
     """Failed, aborted and expired AWS Backup jobs alerted, in each region of this stack's account."""
     account = cfg.account_id
     # The backup account holds the prod copies: its alert key is guarded like prod's.
-    hardened = cfg.hardened or cfg.role == ROLE_BACKUP_ACCOUNT
-    guard = (
-        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
-        if hardened
-        else None
-    )
+    guard = providers.key_guard(cfg.hardened or cfg.role == ROLE_BACKUP_ACCOUNT)
     prefix = f"{cfg.tags.application}-{cfg.stack_tier or STACK_BACKUP}"  # at most 37 characters: tags.application <= 30
     built: dict[str, Any] = {}
     for region in cfg.regions.all:
@@ -262,6 +214,17 @@ def build_backup_alarms(cfg: VaultStack, providers: Providers, job_alerts: dict[
             "freshness_hours": {f.vault_name: f.window_hours for f in here},
         }
     return built
+
+
+def _add_outputs(outputs: dict[str, Any], added: dict[str, Any]) -> None:
+    """Add a builder's outputs: its notes join the stack's (`notes`), any other key must be new."""
+    for key, value in added.items():
+        if key == NOTES_OUTPUT:
+            outputs.setdefault(NOTES_OUTPUT, []).extend(value)
+        elif key in outputs:
+            raise ValueError(f"stack output {key!r} is built twice")
+        else:
+            outputs[key] = value
 
 
 def service_role(cfg: StackConfig, providers: Providers) -> BackupServiceRole:
@@ -329,6 +292,12 @@ def build_backup_account(cfg: BackupAccountStack, providers: Providers) -> dict[
         "central_vaults": central,
         "air_gapped_vaults": air_gapped,
     }
+    _add_outputs(outputs, observability.build_backup_account(cfg, providers, alerts))
+    reports, audit_outputs = audit.build_backup_account(cfg, providers)
+    _add_outputs(outputs, audit_outputs)
+    _add_outputs(
+        outputs, restore_testing.build_backup_account(cfg, providers, alerts, reports, service_role_arn=role.role_arn)
+    )
     if cfg.scheduling == "organization":
         outputs["backup_policies"] = build_org_policies(cfg, providers, central, air_gapped)
     return outputs
@@ -434,12 +403,7 @@ def protect_data(cfg: WorkloadStack, providers: Providers) -> tuple[list[str], d
     outputs: dict[str, Any] = {}
     part = partition(cfg.regions.primary)
     hardened = cfg.hardened
-    account = cfg.account_id
-    guard = (
-        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
-        if hardened
-        else None
-    )
+    guard = providers.key_guard(hardened)
     for bucket_name, bucket in cfg.buckets.items():
         protection = S3Protection(
             f"s3-{bucket_name}",
@@ -519,11 +483,7 @@ def build_exports(cfg: WorkloadStack, providers: Providers, alert_topic_arn: pul
     exports = cfg.exports
     assert exports is not None
     part, region, account = partition(cfg.regions.primary), cfg.regions.primary, cfg.account_id
-    guard = (
-        KeyGuard(cfg.role_arn(account, cfg.iam.deploy_role), cfg.role_arn(account, cfg.iam.break_glass_role))
-        if cfg.hardened
-        else None
-    )
+    guard = providers.key_guard(cfg.hardened)
     tags: dict[str, str] = {TAG_BACKUP_TIER: cfg.tier, TAG_DATA_CLASSIFICATION: cfg.tags.data_classification}
     store = ExportStore(
         "exports",
@@ -630,6 +590,7 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
         "backup_alarms": build_backup_alarms(cfg, providers, alerts),
         **data_outputs,
     }
+    _add_outputs(outputs, audit.build_workload(cfg, providers))
     if cfg.exports is not None:
         built = build_exports(cfg, providers, alerts[cfg.regions.primary]["topic_arn"])
         outputs["exports"] = built["exports"]
@@ -639,6 +600,8 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
     reference = pulumi.StackReference("backup-stack", stack_name=cfg.backup_stack)
     local = vaults[cfg.vault_key]
     checked = reference.outputs.apply(functools.partial(_checked, cfg))
+    _add_outputs(outputs, observability.build_workload(cfg, providers, alerts, backup=checked))
+    _add_outputs(outputs, restore_testing.build_workload(cfg, providers, alerts, checked))
     if cfg.scheduling == "organization":
         # The policy names the vault by name in every member account: `_checked` compares them.
         outputs["policy_vault_name"] = checked.apply(lambda o: backup_outputs.read(o).backup_policies[tier].vault_name)

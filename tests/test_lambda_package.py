@@ -310,3 +310,63 @@ def test_the_package_is_self_contained() -> None:
     # Every module of pgf_backup.exports that a module imports is in the zip (else the function fails at import).
     missing = _unpackaged(_entries())
     assert not missing, f"modules imported but not packaged: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The restore testing package: its own zip, the validator and its evidence schema only
+
+
+def test_restore_testing_package_holds_the_validator_and_its_schema() -> None:
+    from pgf_backup.lambda_package import RESTORE_TESTING
+
+    data, names = package_bytes(spec=RESTORE_TESTING)
+    package = SOURCE_ROOT / "pgf_backup" / "restore_testing"
+    expected = sorted(
+        [
+            "pgf_backup/__init__.py",
+            *(f"pgf_backup/restore_testing/{p.name}" for p in package.glob("*.py")),
+            *(f"pgf_backup/restore_testing/{p.name}" for p in package.glob("*.json")),
+        ]
+    )
+    assert list(names) == expected
+    assert "pgf_backup/restore_testing/validator.py" in names
+    assert "pgf_backup/restore_testing/evidence.schema.json" in names
+    assert not any(name.startswith("pgf_backup/exports/") for name in names)
+    assert package_bytes(spec=RESTORE_TESTING) == (data, names)  # deterministic
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            assert info.date_time == (1980, 1, 1, 0, 0, 0) and info.external_attr >> 16 == 0o100644
+
+
+def test_restore_testing_modules_import_only_what_the_runtime_has() -> None:
+    from pgf_backup.lambda_package import RESTORE_TESTING
+
+    data, names = package_bytes(spec=RESTORE_TESTING)
+    modules = {_module_of(n) for n in names if n.endswith(".py")}
+    problems: dict[str, list[str]] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            for module, imported in _runtime_imports(archive.read(name).decode(), name):
+                top = module.partition(".")[0]
+                if top in sys.stdlib_module_names or top in RUNTIME_PACKAGES:
+                    continue
+                # `from package import module` needs the module's file too.
+                submodules = [
+                    f"{module}.{n}" for n in imported if (SOURCE_ROOT / module.replace(".", "/") / f"{n}.py").is_file()
+                ]
+                absent = [w for w in [module, *submodules] if w not in modules]
+                if absent:
+                    problems[name] = absent
+    assert not problems, f"imports the restore testing package cannot satisfy: {problems}"
+
+
+def test_the_two_packages_are_written_apart(tmp_path: Path) -> None:
+    from pgf_backup.lambda_package import EXPORTS, RESTORE_TESTING
+
+    exports = build_package(tmp_path)
+    restore = build_package(tmp_path, spec=RESTORE_TESTING)
+    assert exports.path == EXPORTS.path == PACKAGE_PATH and restore.path == RESTORE_TESTING.path
+    assert exports.path != restore.path and exports.sha256 != restore.sha256
+    assert (tmp_path / restore.path).read_bytes() == package_bytes(spec=RESTORE_TESTING)[0]

@@ -193,7 +193,7 @@ def offline_runner(
     project: Project, configs: Mapping[str, StackConfig], progress: Progress, resources: ExitStack
 ) -> Runner:
     """The offline runner, gated by the real policy pack (the gate `pgf-backup plan` uses)."""
-    from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate
+    from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate, configs_for
 
     try:
         gate = resources.enter_context(
@@ -204,7 +204,7 @@ def offline_runner(
 
     def verdict(plan: StackPlan, cfg: StackConfig) -> dict[str, Any]:
         try:
-            return gate.check(plan, project.name, cfg).to_json()
+            return gate.check(plan, project.name, cfg, configs_for(project, cfg, configs)).to_json()
         except GateError as error:
             raise StackError(plan.stack, f"policy gate: {error}", ExitStatus.FAILED) from None
 

@@ -34,7 +34,9 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from pgf_backup.automation.offline import StackPlan
-from pgf_backup.config import StackConfig, VaultStack
+from pgf_backup.config import BackupAccountStack, ConfigError, StackConfig, VaultStack, WorkloadStack
+from pgf_backup.constants import RESTORE_TESTING_TYPES
+from pgf_backup.project import Project
 
 POLICY_DIR: Final = "policy"
 CONFIG_DIR: Final = "config"
@@ -51,6 +53,11 @@ _PROTO_OF_LEVEL: Final = {level: proto for proto, level in _LEVEL_OF_PROTO.items
 _IN_FLIGHT_PER_PROCESS: Final = 32  # enough to keep a pack's 4 gRPC threads busy, small enough to stay lean
 _RESOURCES_PER_PROCESS: Final = 2500  # below this, a second process costs more than it saves
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
+# The tiers whose restore testing the pack checks (`restore-testing-covers-prod`), and where their tests run: the
+# pack's `restoreTesting` setting (its schema's `location` enum).
+RESTORE_TESTED_TIERS: Final = ("prod",)
+TESTS_IN_BACKUP_ACCOUNT: Final = "backup-account"
+TESTS_IN_WORKLOAD: Final = "workload"
 
 
 class GateError(Exception):
@@ -146,8 +153,75 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def stack_settings(cfg: StackConfig) -> dict[str, Any]:
-    """Pack settings that follow from a stack's own config: tier, retention bounds, role names."""
+def restore_tested_types(cfg: WorkloadStack) -> list[str]:
+    """The resource types a workload stack protects that AWS Backup restore testing accepts.
+
+    The services opted in (its plan's selection takes every tagged resource of those types), S3 for the buckets it
+    backs up and its export bucket, RDS for its database instances and Aurora for its clusters. The accepted types
+    are RestoreTestingSelectionForCreate's ProtectedResourceType values (`RESTORE_TESTING_TYPES`,
+    https://docs.aws.amazon.com/aws-backup/latest/devguide/API_RestoreTestingSelectionForCreate.html).
+    """
+    types = {service for service in cfg.services if service in RESTORE_TESTING_TYPES}
+    if cfg.exports is not None or any(bucket.backup for bucket in cfg.buckets.values()):
+        types.add("S3")
+    types.update("RDS" if database.kind == "instance" else "Aurora" for database in cfg.databases.values())
+    return sorted(types)
+
+
+def restore_testing_location(cfg: WorkloadStack) -> str:
+    """Where a workload stack's restore tests run: in its own account when its file enables `restore_testing`."""
+    here = cfg.restore_testing is not None and cfg.restore_testing.enabled
+    return TESTS_IN_WORKLOAD if here else TESTS_IN_BACKUP_ACCOUNT
+
+
+def restore_testing_settings(cfg: StackConfig, configs: Mapping[str, StackConfig] | None = None) -> dict[str, Any]:
+    """The pack's `restoreTesting` setting of a stack: {tier: {location, types, stacks}} for the tested tiers.
+
+    A workload stack describes itself. The backup stack, which only sees copies, learns from the workload stacks'
+    configs (`configs`, by stack name) which types each tested tier protects: those of the stacks testing in the
+    backup account, or, when every stack of the tier tests in its own account, theirs with location `workload`.
+    """
+    if isinstance(cfg, WorkloadStack):
+        if cfg.tier not in RESTORE_TESTED_TIERS:
+            return {}
+        return {cfg.tier: {"location": restore_testing_location(cfg), "types": restore_tested_types(cfg)}}
+    if not isinstance(cfg, BackupAccountStack):
+        return {}
+    settings: dict[str, Any] = {}
+    for tier in RESTORE_TESTED_TIERS:
+        stacks = {
+            name: other
+            for name, other in sorted((configs or {}).items())
+            if isinstance(other, WorkloadStack) and other.tier == tier
+        }
+        here = {
+            name: other for name, other in stacks.items() if restore_testing_location(other) == TESTS_IN_BACKUP_ACCOUNT
+        }
+        chosen = here or stacks
+        if not chosen:
+            continue
+        settings[tier] = {
+            "location": TESTS_IN_BACKUP_ACCOUNT if here else TESTS_IN_WORKLOAD,
+            "types": sorted({t for other in chosen.values() for t in restore_tested_types(other)}),
+            "stacks": list(chosen),
+        }
+    return settings
+
+
+def configs_for(project: Project, cfg: StackConfig, loaded: Mapping[str, StackConfig]) -> Mapping[str, StackConfig]:
+    """The stack configs a stack's pack config reads: for the backup stack every stack's of the project (its restore
+    testing covers what the workload stacks protect), for any other the ones already `loaded`."""
+    if not isinstance(cfg, BackupAccountStack):
+        return loaded
+    try:
+        return {stack: loaded.get(stack) or project.load_config(stack) for stack in project.known_stacks()}
+    except ConfigError as error:
+        raise GateError(f"the backup stack's policy settings read every stack's config: {error}") from None
+
+
+def stack_settings(cfg: StackConfig, configs: Mapping[str, StackConfig] | None = None) -> dict[str, Any]:
+    """Pack settings that follow from a stack's own config (tier, retention bounds, role names) and, for the backup
+    stack, from the other stacks' (`configs`, by stack name: what prod's restore testing must cover)."""
     settings: dict[str, Any] = {"breakGlassRole": cfg.iam.break_glass_role, "deployRole": cfg.iam.deploy_role}
     if isinstance(cfg, VaultStack):
         settings["tierBounds"] = {
@@ -156,18 +230,27 @@ def stack_settings(cfg: StackConfig) -> dict[str, Any]:
         }
     if cfg.stack_tier is not None:
         settings["tier"] = cfg.stack_tier
+    restore_testing = restore_testing_settings(cfg, configs)
+    if restore_testing:
+        settings["restoreTesting"] = restore_testing
     return settings
 
 
 def pack_config(
-    policy_dir: Path, policies: Sequence[PolicyInfo], cfg: StackConfig, warn: Callable[[str], None] | None = None
+    policy_dir: Path,
+    policies: Sequence[PolicyInfo],
+    cfg: StackConfig,
+    warn: Callable[[str], None] | None = None,
+    configs: Mapping[str, StackConfig] | None = None,
 ) -> dict[str, Any]:
     """A stack's pack config, for the offline gate and the live `--policy-pack-config` alike.
 
     Its tier's shipped config (`policy/config/<tier>.json`) plus the settings of its own config (retention
-    bounds, deploy and break-glass role names) for every policy that reads them; what the file sets wins.
+    bounds, deploy and break-glass role names) for every policy that reads them; what the file sets wins. The
+    backup stack's also reads the workload stacks' `configs` (`configs_for`): without them it does not know what
+    prod's restore testing must cover.
     """
-    return with_settings(tier_config(policy_dir, cfg.stack_tier, warn), policies, stack_settings(cfg))
+    return with_settings(tier_config(policy_dir, cfg.stack_tier, warn), policies, stack_settings(cfg, configs))
 
 
 def write_pack_config(path: Path, config: Mapping[str, Any]) -> Path:
@@ -181,7 +264,7 @@ def write_pack_config(path: Path, config: Mapping[str, Any]) -> Path:
 
 
 def _check_value(value: Any, schema: Mapping[str, Any], where: str) -> list[str]:
-    """The JSON-schema subset the pack's config schemas use (type, enum, minimum, pattern, properties)."""
+    """The JSON-schema subset the pack's config schemas use (type, enum, minimum, pattern, properties, items)."""
     kinds = {"string": str, "boolean": bool, "object": dict, "array": list}
     expected = schema.get("type")
     if expected == "integer":  # JSON has one number type: 14.0 is an integer (Struct carries doubles)
@@ -195,6 +278,9 @@ def _check_value(value: Any, schema: Mapping[str, Any], where: str) -> list[str]
     minimum = schema.get("minimum")
     if isinstance(minimum, (int, float)) and isinstance(value, (int, float)) and value < minimum:
         problems.append(f"{where}: {value:g} is below {minimum:g}")
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            problems += _check_value(item, schema["items"], f"{where}[{index}]")
     if isinstance(value, dict):
         for key, inner in value.items():
             if key in schema.get("properties", {}):
@@ -525,13 +611,16 @@ class PolicyGate:
         violations += _violations(response, default_urn="")
         return Verdict(stack, tuple(violations))
 
-    def stack_config(self, cfg: StackConfig) -> dict[str, Any]:
+    def stack_config(self, cfg: StackConfig, configs: Mapping[str, StackConfig] | None = None) -> dict[str, Any]:
         """The pack config of a stack (`pack_config`, as the live preview and up get it too)."""
-        return pack_config(self.policy_dir, self.policies, cfg, self._warn_once)
+        return pack_config(self.policy_dir, self.policies, cfg, self._warn_once, configs)
 
-    def check(self, plan: StackPlan, project: str, cfg: StackConfig) -> Verdict:
-        """The verdict on a stack the offline engine planned: its tier's shipped config plus its own settings."""
-        return self.analyze(plan.stack, project, plan.resources, self.stack_config(cfg))
+    def check(
+        self, plan: StackPlan, project: str, cfg: StackConfig, configs: Mapping[str, StackConfig] | None = None
+    ) -> Verdict:
+        """The verdict on a stack the offline engine planned: its tier's shipped config plus its own settings (and,
+        for the backup stack, those of the other stacks' `configs`)."""
+        return self.analyze(plan.stack, project, plan.resources, self.stack_config(cfg, configs))
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

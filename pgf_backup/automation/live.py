@@ -32,7 +32,15 @@ from pulumi.automation import (
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
-from pgf_backup.automation.gate import GateError, PolicyGate, PolicyInfo, pack_config, reconcile, write_pack_config
+from pgf_backup.automation.gate import (
+    GateError,
+    PolicyGate,
+    PolicyInfo,
+    configs_for,
+    pack_config,
+    reconcile,
+    write_pack_config,
+)
 from pgf_backup.automation.preflight import destroy_refusal
 from pgf_backup.automation.rollout import (
     NO_DRIFT_KINDS,
@@ -339,11 +347,13 @@ class LiveRunner:
     def _policy_pack_configs(self, session: _Session) -> list[str]:
         """The stack's pack config, built as the offline gate builds it, written beside the stack's log."""
         policies = self._pack_policies()
+        cfg = self._configs[session.stack]
         config = pack_config(
             self._project.root / POLICY_PACKS[0],
             policies,
-            self._configs[session.stack],
+            cfg,
             lambda message: session.log(f"warning: {message}"),
+            configs_for(self._project, cfg, self._configs),
         )
         reconcile(policies, config)  # a config the offline gate refuses stops here, naming the problem
         path = write_pack_config(session.log_file.with_suffix(".policy-config.json"), config)

@@ -39,6 +39,8 @@ _ARNS: dict[str, tuple[str, str, bool, bool]] = {
     "aws:secretsmanager/secret:Secret": ("secretsmanager", "secret:{name}-{id}", True, True),
     "aws:organizations/policy:Policy": ("organizations", "policy/o-mock/backup_policy/p-{id}", False, True),
     "aws:glue/job:Job": ("glue", "job/{name}", True, True),
+    "aws:oam/sink:Sink": ("oam", "sink/{id}", True, True),
+    "aws:oam/link:Link": ("oam", "link/{id}", True, True),
 }
 _ID_IS_ARN = {"aws:sns/topic:Topic", "aws:iam/policy:Policy", "aws:sqs/queue:Queue"}
 _ID_IS_NAME = {
@@ -145,6 +147,13 @@ class AwsMocks(pulumi_mocks.Mocks):
         if args.typ == "aws:scheduler/schedule:Schedule":
             group = inputs.get("groupName") or "default"
             state["arn"] = f"arn:{partition_of(region)}:scheduler:{region}:{account}:schedule/{group}/{name}"
+        if args.typ == "aws:cloudwatch/dashboard:Dashboard":
+            # Dashboards are global: "arn:aws:cloudwatch::<account>:dashboard/<name>" (CloudWatch's resource types).
+            name = str(inputs.get("dashboardName") or name)
+            state["dashboardArn"] = f"arn:{partition_of(region)}:cloudwatch::{account}:dashboard/{name}"
+            resource_id = name
+        if args.typ in ("aws:oam/sink:Sink", "aws:oam/link:Link"):
+            state["sinkId" if args.typ == "aws:oam/sink:Sink" else "linkId"] = resource_id
         if args.typ == "aws:iam/role:Role":
             state["uniqueId"] = "AROA" + _digest(seed)[:17].upper()
         if args.typ == "aws:backup/plan:Plan":

@@ -26,7 +26,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
     """`pgf-backup plan`: evaluate each stack in its own process, summarise it, gate it with the policy pack."""
-    from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate
+    from pgf_backup.automation.gate import POLICY_DIR, GateError, PolicyGate, configs_for
     from pgf_backup.automation.offline import StackPlan
     from pgf_backup.automation.planner import summarize_policy
     from pgf_backup.automation.preflight import consistency_problems
@@ -53,7 +53,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
             def on_stack(plan: StackPlan) -> None:
                 warn(plan.stack, plan.warnings)
                 summarize(plan, out)
-                plan.policy = gate.check(plan, project.name, configs[plan.stack]).to_json()
+                cfg = configs[plan.stack]
+                plan.policy = gate.check(plan, project.name, cfg, configs_for(project, cfg, configs)).to_json()
                 summarize_policy(plan, out)
 
             result = plan_all(project, stacks, on_stack=on_stack)

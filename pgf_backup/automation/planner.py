@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
 from pgf_backup.config import WorkloadStack
-from pgf_backup.constants import STACK_BACKUP
+from pgf_backup.constants import NOTES_OUTPUT, STACK_BACKUP
 from pgf_backup.paths.checks import KINDS, PathResult, check_paths
 from pgf_backup.project import Project
 
@@ -96,9 +96,14 @@ def summarize(plan: StackPlan, out: TextIO) -> None:
     for component in sorted(groups, key=lambda c: (c != "(stack)", c)):
         counts = ", ".join(f"{t.split(':')[-1]} x{n}" for t, n in sorted(groups[component].items()))
         print(f"   {component}: {counts}", file=out)
-    if plan.outputs:
+    # What the stack leaves out and why (a feature AWS does not offer in a region, ...): said, never an error.
+    notes = plan.outputs.get(NOTES_OUTPUT) or []
+    for note in notes:
+        print(f"   note: {note}", file=out)
+    outputs = {key: value for key, value in plan.outputs.items() if key != NOTES_OUTPUT}
+    if outputs:
         print("   outputs:", file=out)
-        for line in _flatten(plan.outputs):
+        for line in _flatten(outputs):
             print(f"     {line}", file=out)
 
 

@@ -688,6 +688,118 @@ def _describe_region_settings(
 
 
 # ---------------------------------------------------------------------------------------------
+# AWS Config recording, which AWS Backup Audit Manager's frameworks need
+
+# "Before you create your first compliance-related framework, you must turn on resource tracking", recording
+# "AWS Backup: backup plans, backup vaults, recovery points, backup selection"
+# (https://docs.aws.amazon.com/aws-backup/latest/devguide/turning-on-resource-tracking.html); the AWS Config types
+# of botocore's config model (ResourceType).
+AUDIT_RECORDED_TYPES = (
+    "AWS::Backup::BackupPlan",
+    "AWS::Backup::BackupSelection",
+    "AWS::Backup::BackupVault",
+    "AWS::Backup::RecoveryPoint",
+)
+
+
+class ConfigClient(Protocol):
+    """The AWS Config calls preflight makes (a boto3 `config` client has them)."""
+
+    def describe_configuration_recorders(self, **kwargs: Any) -> Mapping[str, Any]:
+        """config:DescribeConfigurationRecorders."""
+        ...
+
+    def describe_configuration_recorder_status(self, **kwargs: Any) -> Mapping[str, Any]:
+        """config:DescribeConfigurationRecorderStatus."""
+        ...
+
+
+# (region, credentials of the stack's account) -> an AWS Config client
+ConfigFactory = Callable[[str, Mapping[str, str] | None], ConfigClient]
+
+
+def config_client(region: str, credentials: Mapping[str, str] | None = None) -> ConfigClient:
+    """A boto3 AWS Config client for `region`, with standard retries and short timeouts."""
+    return cast(ConfigClient, _session(credentials).client("config", region_name=region, config=_client_config()))
+
+
+def missing_recorded_types(recorders: Mapping[str, Any], statuses: Mapping[str, Any]) -> list[str]:
+    """AUDIT_RECORDED_TYPES that no running recorder records, from AWS Config's two answers.
+
+    RecordingGroup: `allSupported` (or `recordingStrategy.useOnly` ALL_SUPPORTED_RESOURCE_TYPES) records every
+    supported type; INCLUSION_BY_RESOURCE_TYPES records `resourceTypes`; EXCLUSION_BY_RESOURCE_TYPES every type but
+    `exclusionByResourceTypes.resourceTypes` (https://docs.aws.amazon.com/config/latest/APIReference/API_RecordingGroup.html).
+    Only a recorder whose DescribeConfigurationRecorderStatus says `recording` counts.
+    """
+    running = {s.get("name") for s in statuses.get("ConfigurationRecordersStatus", []) if s.get("recording")}
+    covered: set[str] = set()
+    for recorder in recorders.get("ConfigurationRecorders", []):
+        if recorder.get("name") not in running:
+            continue
+        group = recorder.get("recordingGroup") or {}
+        strategy = (group.get("recordingStrategy") or {}).get("useOnly")
+        if strategy == "EXCLUSION_BY_RESOURCE_TYPES":
+            excluded = set((group.get("exclusionByResourceTypes") or {}).get("resourceTypes", []))
+            covered |= {t for t in AUDIT_RECORDED_TYPES if t not in excluded}
+        elif group.get("allSupported") or strategy == "ALL_SUPPORTED_RESOURCE_TYPES":
+            covered |= set(AUDIT_RECORDED_TYPES)
+        else:
+            covered |= set(group.get("resourceTypes", []))
+    return [t for t in AUDIT_RECORDED_TYPES if t not in covered]
+
+
+def config_recording_findings(
+    configs: Mapping[str, StackConfig],
+    stacks: Sequence[str],
+    credentials: Mapping[str, Mapping[str, str]],
+    config: ConfigFactory = config_client,
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings): AWS Config records the backup resource types where a stack creates frameworks.
+
+    Frameworks are created in each stack's primary region (`audit.enabled`). A refusal or an unreachable endpoint
+    leaves it unverified: a warning.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    for stack in stacks:
+        cfg = configs[stack]
+        if not isinstance(cfg, VaultStack) or not cfg.audit.enabled:
+            continue
+        account, region = cfg.account_id, cfg.regions.primary
+        where = f"AWS Config in account {account}, {region}"
+        owner = credentials.get(account)
+        if owner is None:
+            warnings.append(Problem(f"{where}: unverified (preflight holds no deploy role credentials)", stack))
+            continue
+        try:
+            client = config(region, owner)
+            missing = missing_recorded_types(
+                client.describe_configuration_recorders(), client.describe_configuration_recorder_status()
+            )
+        except (BotoCoreError, ClientError) as error:
+            warnings.append(
+                Problem(
+                    f"{where}: recording unverified ({error}); let the deploy role call "
+                    "config:DescribeConfigurationRecorders and config:DescribeConfigurationRecorderStatus",
+                    stack,
+                )
+            )
+            continue
+        if missing:
+            problems.append(
+                Problem(
+                    f"{where} does not record {', '.join(missing)}: AWS Backup Audit Manager's frameworks evaluate "
+                    "nothing without them. Turn on a recorder that records them (or all supported types) "
+                    "and start it: https://docs.aws.amazon.com/aws-backup/latest/devguide/turning-on-resource-tracking.html",
+                    stack,
+                )
+            )
+    return problems, warnings
+
+
+# ---------------------------------------------------------------------------------------------
 # The management account's part, when no management stack does it
 
 

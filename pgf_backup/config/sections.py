@@ -456,10 +456,14 @@ class Database(Model):
 
 
 class AwsConfigRules(Model):
-    """AWS Config rules checking the RDS posture (AWS Config must be recording in the account)."""
+    """AWS Config rules checking the RDS posture and the backup coverage (AWS Config must be recording in the
+    account); `enabled: false` turns them all off."""
 
     enabled: bool = True
     min_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    # The `<type>_RESOURCES_PROTECTED_BY_BACKUP_PLAN` managed rules over the resources tagged `backup:enabled=true`
+    # (components/coverage.py), in the primary region.
+    backup_coverage: bool = True
 
 
 BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]

@@ -12,6 +12,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from pgf_backup.config.audit import Audit
+from pgf_backup.config.observability import Dashboards
+from pgf_backup.config.restore_testing import RestoreTesting
 from pgf_backup.config.sections import (
     FULLY_MANAGED,
     Alarms,
@@ -129,6 +132,10 @@ class VaultStack(_Stack):
     vaults: dict[VaultKey, Vault]
     # CloudWatch alarms on AWS Backup's metrics in each region (failures, and freshness per tier).
     alarms: Alarms = Alarms()
+    # CloudWatch dashboards of jobs and coverage (the backup account's spans the organization).
+    dashboards: Dashboards = Dashboards()
+    # AWS Backup Audit Manager: frameworks, report plans and the reports bucket.
+    audit: Audit = Audit()
 
     def _check(self, errors: list[str]) -> None:
         if not self.vaults:
@@ -239,6 +246,11 @@ class VaultStack(_Stack):
 _WORKLOAD_DATA = "application data is protected in its workload stack (role: workload)"
 
 
+def _prod_restore_testing() -> dict[Tier, RestoreTesting]:
+    """By default the prod tier's copies are restore-tested (the strategy's periodic restore tests)."""
+    return {"prod": RestoreTesting()}
+
+
 class BackupAccountStack(VaultStack):
     """The organization's backup account: central and air-gapped vaults per tier, and in organization
     mode each tier's plan as a BACKUP_POLICY."""
@@ -267,6 +279,8 @@ class BackupAccountStack(VaultStack):
     plans: dict[Tier, Plan] = Field(default_factory=dict)
     # The workload stacks after it, in rollout order (a canary rollout).
     rollout_order: Annotated[tuple[StackName, ...], Field(min_length=1)] = ("lab", "dev", "prod")
+    # Restore testing of each tier's copies here, in the backup account (an isolated environment).
+    restore_testing: dict[Tier, RestoreTesting] = Field(default_factory=_prod_restore_testing)
 
     def _check(self, errors: list[str]) -> None:
         super()._check(errors)
@@ -340,6 +354,8 @@ class WorkloadStack(VaultStack):
     buckets: dict[BucketName, Bucket] = Field(default_factory=dict)
     databases: dict[DbIdentifier, Database] = Field(default_factory=dict)
     aws_config_rules: AwsConfigRules = AwsConfigRules()
+    # Restore testing in this workload account itself (by default the backup account tests the copies there).
+    restore_testing: RestoreTesting | None = None
     # Scheduled exports of the Glue Data Catalog and QuickSight assets to a bucket of this stack.
     exports: Exports | None = None
     # Services opted in to AWS Backup in the account's region settings.

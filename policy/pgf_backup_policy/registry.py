@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -17,9 +17,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, TIERS
+from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, RESTORE_TESTING_TYPES, TIERS
 from pgf_backup.limits import PROD_MIN_RETENTION_DAYS
-from pgf_backup_policy import data, functions, kms, orgpolicy, plans, selections, vaults, views
+from pgf_backup_policy import data, evidence, functions, kms, orgpolicy, plans, selections, vaults, views
 from pgf_backup_policy.model import (
     DEFAULT_BOUNDS,
     Context,
@@ -28,6 +28,7 @@ from pgf_backup_policy.model import (
     Settings,
     context_of,
     plain,
+    stack_of_urn,
 )
 
 PACK_NAME: Final = "pgf-backup"
@@ -38,6 +39,15 @@ PACK_DESCRIPTION: Final = (
 
 ResourceCheck = Callable[[str, Mapping[str, Any], Context], list[str]]
 StackCheck = Callable[[Sequence[Resource]], list[Finding]]
+
+
+class ConfiguredStackCheck(Protocol):
+    """A stack check that also reads its policy's config as given, and the stack's own context (name, tier)."""
+
+    def __call__(
+        self, resources: Sequence[Resource], config: Mapping[str, Any] | None = None, stack: Context | None = None
+    ) -> list[Finding]: ...
+
 
 _ROLE_NAME = {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$"}
 # Every setting a rule may read, as a JSON schema property (the Pulumi CLI validates config against it).
@@ -77,6 +87,26 @@ SETTINGS_SCHEMA: Final[Mapping[str, dict[str, Any]]] = {
         "default": False,
         "description": "Allow compliance-mode Vault Lock outside prod (it can never be removed).",
     },
+    "restoreTesting": {
+        "type": "object",
+        "default": {},
+        "description": (
+            "Per tier, where its restore tests run (`backup-account` or `workload`), the restore testing resource "
+            "types it protects and the stacks protecting them; the gate derives it from the stack files."
+        ),
+        "properties": {
+            tier: {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "enum": list(evidence.LOCATIONS)},
+                    "types": {"type": "array", "items": {"type": "string", "enum": list(RESTORE_TESTING_TYPES)}},
+                    "stacks": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["location", "types"],
+            }
+            for tier in TIERS
+        },
+    },
 }
 
 
@@ -102,6 +132,13 @@ class StackRule:
     types: frozenset[str]
     check: StackCheck
     settings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfiguredStackRule(StackRule):
+    """A stack rule whose check reads settings `Settings` does not model: it gets the policy's config as given."""
+
+    check: ConfiguredStackCheck
 
 
 MANDATORY = EnforcementLevel.MANDATORY
@@ -245,6 +282,24 @@ RULES: Final[tuple[ResourceRule | StackRule, ...]] = (
         vaults.prod_stateful_resources_protected_violations,
         ("tier",),
     ),
+    ConfiguredStackRule(
+        "restore-testing-covers-prod",
+        "Every resource type protected in prod has a restore testing selection under a restore testing plan "
+        "tagged backup:tier=prod, where prod's restore tests run.",
+        MANDATORY,
+        evidence.RESTORE_TESTING_RULE_TYPES,
+        evidence.restore_testing_covers_prod_violations,
+        ("tier", "restoreTesting"),
+    ),
+    ConfiguredStackRule(
+        "audit-evidence-present",
+        "A backup account holding prod vaults has an Audit Manager framework and report plans of backup, copy "
+        "and restore jobs and of compliance, each delivered to a bucket.",
+        MANDATORY,
+        evidence.AUDIT_RULE_TYPES,
+        evidence.audit_evidence_present_violations,
+        ("tier",),
+    ),
 )
 
 
@@ -270,7 +325,8 @@ def _resource_validator(rule: ResourceRule) -> Callable[[ResourceValidationArgs,
 
 def _stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        settings = Settings.from_config(args.get_config())
+        config = args.get_config()
+        settings = Settings.from_config(config)
         resources = []
         for resource in args.resources:
             if resource.resource_type not in rule.types:
@@ -279,7 +335,13 @@ def _stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, ReportVi
             provider = resource.provider.props if resource.provider is not None else None
             ctx = context_of(resource.urn, provider, settings, props, resource.opts.protect)
             resources.append(Resource(resource.resource_type, resource.urn, resource.name, props, ctx))
-        for finding in rule.check(resources):
+        if isinstance(rule, ConfiguredStackRule):
+            # The stack's name (hence its tier) from any of its resources: a rule may find none of its own types.
+            name = stack_of_urn(args.resources[0].urn) if args.resources else ""
+            findings = rule.check(resources, config, Context(stack=name, settings=settings))
+        else:
+            findings = rule.check(resources)
+        for finding in findings:
             report_violation(finding.message, finding.urn or None)
 
     return validate

@@ -354,6 +354,8 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
         by_type.setdefault(resource["type"], []).append(resource)
     # The application's buckets, and the export bucket this stack creates (protected the same way).
     buckets = {"pgf-documents-prod", "pgf-exports-prod", "pgf-reports-prod", "pgf-backup-exports-400000000040"}
+    # The audit reports bucket has the same protections (components/audit.py); the plan selects it by tag.
+    reports = "pgf-backup-reports-400000000040"
     for type_ in (
         "aws:s3/bucketVersioning:BucketVersioning",
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -361,7 +363,7 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
         "aws:s3/bucketPolicy:BucketPolicy",
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     ):
-        assert {r["inputs"]["bucket"] for r in by_type[type_]} == buckets, type_
+        assert {r["inputs"]["bucket"] for r in by_type[type_]} == buckets | {reports}, type_
     # Every bucket and database is selected by ARN: the RDS instance by the plan that spares it the
     # air-gapped copy (logically air-gapped vaults hold no RDS DB instances).
     listed = {s["name"]: set(s["inputs"]["resources"]) for s in by_type["aws:backup/selection:Selection"]}
@@ -371,8 +373,10 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
     assert listed["plan-prod-standard-vaults-listed"] == {"arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"}
     identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in by_type["aws:cfg/rule:Rule"]}
     assert "RDS_MULTI_AZ_SUPPORT" in identifiers and "RDS_CLUSTER_MULTI_AZ_ENABLED" in identifiers
-    # The application's buckets and databases are attached, never created: the only bucket created is the export one.
-    assert [r["inputs"]["bucket"] for r in by_type["aws:s3/bucket:Bucket"]] == ["pgf-backup-exports-400000000040"]
+    # The application's buckets and databases are attached, never created: the buckets created are the export and
+    # the audit reports ones.
+    created = sorted(r["inputs"]["bucket"] for r in by_type["aws:s3/bucket:Bucket"])
+    assert created == ["pgf-backup-exports-400000000040", reports]
     assert not {"aws:rds/instance:Instance", "aws:rds/cluster:Cluster"} & set(by_type)
 
 

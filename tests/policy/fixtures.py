@@ -384,4 +384,6 @@ EXPECTED = {
     "lambda-publishes-versions": ("resource", "advisory"),
     "lambda-dead-letter": ("stack", "advisory"),
     "prod-stateful-resources-protected": ("resource", "mandatory"),
+    "restore-testing-covers-prod": ("stack", "mandatory"),
+    "audit-evidence-present": ("stack", "mandatory"),
 }

@@ -341,3 +341,196 @@ def test_verdict_json_shape() -> None:
         "passed": True,
     }
     assert json.dumps(Verdict("s").to_json()) == '{"violations": [], "passed": true}'
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence: restore testing covers prod, audit evidence in the backup account
+
+RESTORE_TESTING_PLAN = "aws:backup/restoreTestingPlan:RestoreTestingPlan"
+RESTORE_TESTING_SELECTION = "aws:backup/restoreTestingSelection:RestoreTestingSelection"
+FRAMEWORK = "aws:backup/framework:Framework"
+REPORT_PLAN = "aws:backup/reportPlan:ReportPlan"
+EVIDENCE_TYPES = (RESTORE_TESTING_PLAN, RESTORE_TESTING_SELECTION, FRAMEWORK, REPORT_PLAN)
+# What the shipped prod stack protects that restore testing accepts: its services (the default list), S3 for its
+# buckets, Aurora and RDS for its cluster and instance.
+SHIPPED_PROD_TYPES = ["Aurora", "DynamoDB", "EBS", "EFS", "RDS", "S3"]
+# The report templates the backup account must keep (ReportSetting.ReportTemplate's values but SCAN_JOB_REPORT).
+REPORTS = [
+    "BACKUP_JOB_REPORT",
+    "COPY_JOB_REPORT",
+    "RESTORE_JOB_REPORT",
+    "CONTROL_COMPLIANCE_REPORT",
+    "RESOURCE_COMPLIANCE_REPORT",
+]
+
+
+def _with_evidence(
+    plan: StackPlan,
+    types: list[str] = SHIPPED_PROD_TYPES,
+    reports: list[str] = REPORTS,
+    tier: str = "prod",
+) -> list[dict[str, Any]]:
+    """The stack without its own evidence resources, plus a restore testing plan tagged `tier` with a selection
+    per type, a framework and a report plan per template, all placed with the provider of the primary region."""
+    resources = [r for r in copy.deepcopy(plan.resources) if r["type"] not in EVIDENCE_TYPES]
+    provider = _provider_in(resources, f.REGION)
+    added: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            RESTORE_TESTING_PLAN,
+            "restore-tests",
+            {
+                "name": f"pgf_{tier}_restore_tests",
+                "scheduleExpression": "cron(0 6 ? * SUN *)",
+                "recoveryPointSelection": {
+                    "algorithm": "LATEST_WITHIN_WINDOW",
+                    "includeVaults": ["*"],
+                    "recoveryPointTypes": ["SNAPSHOT"],
+                },
+                "tags": {"backup:tier": tier},
+            },
+        ),
+        (
+            FRAMEWORK,
+            "framework",
+            {"name": "pgf_backup", "controls": [{"name": "BACKUP_RESOURCES_PROTECTED_BY_BACKUP_PLAN"}]},
+        ),
+    ]
+    added += [
+        (
+            RESTORE_TESTING_SELECTION,
+            f"restore-tests-{kind.lower()}",
+            {
+                "name": f"pgf_{tier}_{kind.lower()}",
+                "restoreTestingPlanName": f"pgf_{tier}_restore_tests",
+                "protectedResourceType": kind,
+                "iamRoleArn": f"arn:aws:iam::{plan.account}:role/pgf-backup-restore-testing",
+                "protectedResourceArns": ["*"],
+            },
+        )
+        for kind in types
+    ]
+    added += [
+        (
+            REPORT_PLAN,
+            f"report-{template.lower()}",
+            {
+                "name": f"pgf_{template.lower()}",
+                "reportDeliveryChannel": {"s3BucketName": "pgf-backup-reports", "formats": ["JSON"]},
+                "reportSetting": {"reportTemplate": template},
+            },
+        )
+        for template in reports
+    ]
+    for kind, name, inputs in added:
+        resources.append(
+            {
+                "urn": f"urn:pulumi:{plan.stack}::pgf-backup::{kind}::{name}",
+                "type": kind,
+                "name": name,
+                "parent": "",
+                "provider": provider,
+                "protect": False,
+                "custom": True,
+                "inputs": inputs,
+            }
+        )
+    return resources
+
+
+def _every_config(project: Project) -> dict[str, Any]:
+    return {stack: project.load_config(stack) for stack in project.known_stacks()}
+
+
+def _evidence_verdict(
+    gate: PolicyGate, project: Project, plan: StackPlan, resources: list[dict[str, Any]], **changes: Any
+) -> Verdict:
+    """The verdict with the gate's settings from every stack's config (`changes` applied to prod's)."""
+    configs = _every_config(project)
+    configs["prod"] = configs["prod"].model_copy(update=changes)
+    mutated = StackPlan(plan.stack, plan.role, plan.account, resources, plan.outputs)
+    return gate.check(mutated, project.name, configs[plan.stack], configs)
+
+
+def test_the_evidence_policies_declare_their_settings(gate: PolicyGate) -> None:
+    by_name = {p.name: p for p in gate.policies}
+    restore = by_name["restore-testing-covers-prod"]
+    assert (restore.kind, restore.enforcement) == ("stack", "mandatory")
+    assert set(restore.schema) == {"tier", "restoreTesting"}
+    prod = restore.schema["restoreTesting"]["properties"]["prod"]["properties"]
+    assert prod["location"]["enum"] == [gate_module.TESTS_IN_BACKUP_ACCOUNT, gate_module.TESTS_IN_WORKLOAD]
+    assert set(by_name["audit-evidence-present"].schema) == {"tier"}
+
+
+def test_the_backup_stack_with_restore_testing_and_audit_evidence_passes(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    backup = shipped["backup"]
+    verdict = _evidence_verdict(gate, project, backup, _with_evidence(backup))
+    assert verdict.violations == () and verdict.passed
+
+
+def test_the_backup_stack_missing_a_tested_type_and_a_report_is_refused(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    backup = shipped["backup"]
+    types = [t for t in SHIPPED_PROD_TYPES if t != "EBS"]
+    resources = _with_evidence(backup, types, [r for r in REPORTS if r != "RESTORE_JOB_REPORT"])
+    verdict = _evidence_verdict(gate, project, backup, resources)
+    assert not verdict.passed
+    assert sorted((v.policy, v.enforcement, v.urn) for v in verdict.violations) == [
+        ("audit-evidence-present", "mandatory", ""),
+        ("restore-testing-covers-prod", "mandatory", ""),
+    ]
+    (restore,) = _found(verdict, "restore-testing-covers-prod")
+    assert restore.message.startswith(
+        "prod protects Aurora, DynamoDB, EBS, EFS, RDS, S3 (stack prod) and is restore-tested in the backup account, "
+        "but this stack has no restore testing selection of EBS under a restore testing plan tagged backup:tier=prod"
+    )
+    assert "`restore_testing.prod` in Pulumi.backup.yaml" in restore.message
+    (audit,) = _found(verdict, "audit-evidence-present")
+    assert "no report plan (aws.backup.ReportPlan) of restore jobs (RESTORE_JOB_REPORT)" in audit.message
+
+
+def test_selections_under_a_dev_plan_do_not_cover_prod(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    backup = shipped["backup"]
+    verdict = _evidence_verdict(gate, project, backup, _with_evidence(backup, tier="dev"))
+    (restore,) = verdict.violations
+    assert restore.policy == "restore-testing-covers-prod"
+    assert "no restore testing selection of Aurora, DynamoDB, EBS, EFS, RDS, S3 under" in restore.message
+
+
+def test_prod_tested_in_its_own_account_is_checked_in_the_prod_stack(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    from pgf_backup.config.restore_testing import RestoreTesting
+
+    backup, prod = shipped["backup"], shipped["prod"]
+    here = {"restore_testing": RestoreTesting()}
+    # The backup account no longer tests prod's types; the prod stack must.
+    assert _evidence_verdict(gate, project, backup, _with_evidence(backup, types=[]), **here).violations == ()
+    verdict = _evidence_verdict(gate, project, prod, copy.deepcopy(prod.resources), **here)
+    (restore,) = verdict.violations
+    assert (restore.policy, restore.enforcement) == ("restore-testing-covers-prod", "mandatory")
+    assert "is restore-tested in its own account" in restore.message
+    assert "`restore_testing` in its stack file" in restore.message
+    tested = [r for r in _with_evidence(prod) if r["type"] not in (FRAMEWORK, REPORT_PLAN)]
+    assert _evidence_verdict(gate, project, prod, tested, **here).violations == ()
+    # Tested in the backup account (the default), the prod stack has nothing to show.
+    assert _evidence_verdict(gate, project, prod, copy.deepcopy(prod.resources)).violations == ()
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"prod": {"location": "elsewhere", "types": []}}, "restoreTesting.prod.location: 'elsewhere' is not one of"),
+        ({"prod": {"location": "workload", "types": ["Redshift"]}}, "restoreTesting.prod.types[0]: 'Redshift'"),
+    ],
+)
+def test_a_bad_restore_testing_setting_is_refused_before_analysis(
+    gate: PolicyGate, setting: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(GateError, match="invalid policy config") as raised:
+        gate.analyze("backup", "pgf-backup", [], {"restore-testing-covers-prod": {"restoreTesting": setting}})
+    assert expected in str(raised.value)

@@ -1,0 +1,170 @@
+"""`pgf-backup verify --stack S`: the coverage report of a workload account, run with the operator's credentials
+through the stack's deploy role (or `--role`), and the backup account's deploy role to confirm the copies.
+
+Exit statuses: 0 everything is protected, fresh, copied and as configured; 1 something is unprotected, stale or
+misconfigured (each named), or AWS refused a call (named); 2 bad arguments, an unusable stack file, a stack that is not
+a workload stack, credentials for another account; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from pgf_backup.automation.arguments import output_file
+from pgf_backup.automation.exports_command import CommandError, _Bar, _session
+from pgf_backup.automation.status import ExitStatus
+from pgf_backup.config import WorkloadStack
+from pgf_backup.project import Project
+
+
+def _role_name(text: str) -> str:
+    """argparse type of `--role`: an IAM role name (the same pattern as `pgf-backup:iam`)."""
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IAM role name (1-64 of letters, digits, +=,.@_-)")
+    return text
+
+
+def _hours(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of hours") from None
+    if not 1 <= value <= 24 * 400:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 to {24 * 400} hours")
+    return value
+
+
+def add_commands(sub: Any) -> None:
+    """Register `verify` on the `pgf-backup` subparsers."""
+    verify = sub.add_parser(
+        "verify",
+        help="report every data resource's protection (tags, plans, recovery points, copies, keys) and the vaults",
+    )
+    verify.add_argument("--stack", required=True, help="the workload stack whose account and regions to verify")
+    verify.add_argument("--format", choices=("table", "json", "md", "html"), default="table", help="default: table")
+    verify.add_argument("--out", type=output_file, metavar="FILE", help="write the report to FILE (default: stdout)")
+    verify.add_argument(
+        "--role",
+        type=_role_name,
+        metavar="NAME",
+        help="role to assume in the stack's account and the backup account (default: pgf-backup:iam.deploy_role)",
+    )
+    verify.add_argument(
+        "--no-backup-account",
+        action="store_true",
+        help="do not assume the role in the backup account (copies then rest on the workload account's copy jobs)",
+    )
+    verify.add_argument(
+        "--lookback-hours",
+        type=_hours,
+        metavar="N",
+        help="how far back to read recovery points and copy jobs (default: twice the tier's RPO window)",
+    )
+    verify.set_defaults(handler=cmd_verify)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _factory(session: Any) -> Any:
+    from pgf_backup.exports.store import RETRY_CONFIG
+
+    made: dict[tuple[str, str], Any] = {}
+
+    def client(service: str, region: str) -> Any:
+        # Adaptive retries: throttling slows the report down instead of failing it.
+        if (service, region) not in made:
+            made[service, region] = session.client(service, region_name=region, config=RETRY_CONFIG)
+        return made[service, region]
+
+    return client
+
+
+def _assume(account: str, role_arn: str, region: str, what: str) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        session = _session(region, role_arn)
+        from pgf_backup.exports.store import RETRY_CONFIG
+
+        actual = session.client("sts", config=RETRY_CONFIG).get_caller_identity()["Account"]
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        raise CommandError(
+            f"cannot assume {role_arn} ({what}): {info.get('Code')}: {info.get('Message')}", ExitStatus.FAILED
+        ) from None
+    except BotoCoreError as error:
+        raise CommandError(f"cannot assume {role_arn} ({what}): {error}", ExitStatus.FAILED) from None
+    if actual != account:
+        raise CommandError(f"{role_arn} gave credentials for account {actual}, not {account} ({what})")
+    return session
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
+    """`pgf-backup verify`: discover, evaluate, render; exit 1 on any gap."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pgf_backup.ops import report, verify
+
+    try:
+        project = Project.find(args.project_dir)
+        if args.stack not in project.known_stacks():
+            raise CommandError(f"unknown stack {args.stack!r}; stacks: {', '.join(project.known_stacks())}")
+        cfg = project.load_config(args.stack)
+        if not isinstance(cfg, WorkloadStack):
+            raise CommandError(
+                f"stack {args.stack!r} is the {cfg.role} stack; verify checks a workload stack's account"
+            )
+        backup_cfg = project.backup_config()
+        exp = verify.Expectations.of(args.stack, cfg, backup_cfg)
+        role = args.role or cfg.iam.deploy_role
+        primary = cfg.regions.primary
+        session = _assume(cfg.account_id, cfg.role_arn(cfg.account_id, role), primary, f"stack {args.stack}")
+        backup_access = None
+        if not args.no_backup_account and exp.backup_vault_locks:
+            backup_session = _assume(
+                backup_cfg.account_id, cfg.role_arn(backup_cfg.account_id, role), primary, "the backup account"
+            )
+            backup_access = verify.BackupAccountAccess(_factory(backup_session))
+        bar = _Bar(err)
+        try:
+            result = verify.verify(
+                exp,
+                _factory(session),
+                now=_now(),
+                backup_account=backup_access,
+                lookback_hours=args.lookback_hours,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    except CommandError as error:
+        print(f"error: {error}", file=err)
+        return error.status
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        operation = getattr(error, "operation_name", "an AWS call")
+        hint = " (after adaptive retries)" if info.get("Code") in ("Throttling", "ThrottlingException") else ""
+        print(f"error: AWS refused {operation}{hint}: {info.get('Code')}: {info.get('Message')}", file=err)
+        return ExitStatus.FAILED
+    except BotoCoreError as error:
+        print(f"error: {error}", file=err)
+        return ExitStatus.FAILED
+    doc = result.to_json()
+    text = report.RENDERERS[args.format](doc)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"report written to {args.out}", file=err)
+    else:
+        out.write(text)
+    if not result.ok:
+        # The reasons, on stderr too: the report may have gone to a file.
+        for problem in result.problems:
+            print(f"problem: {problem}", file=err)
+        print(f"{len(result.problems)} problem(s): exit 1", file=err)
+        return ExitStatus.FAILED
+    return ExitStatus.OK

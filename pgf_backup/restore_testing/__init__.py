@@ -1,0 +1,1 @@
+"""The restore testing validation function: checks a restored resource, reports to AWS Backup, writes evidence."""
