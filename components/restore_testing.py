@@ -13,9 +13,10 @@ restore policies, S3's included: components/service_role.py).
 
 `RestoreValidator` is the validation function (pgf_backup/restore_testing/validator.py), run by an EventBridge rule on
 the `Restore Job State Change` events of these plans' completed jobs (AWS's pattern, "Restore testing validation":
-https://docs.aws.amazon.com/aws-backup/latest/devguide/restore-testing-validation.html), hardened like the scheduled
-export functions (components/scheduled_function.py): log group with retention, a published version behind the alias
-`live`, an encrypted dead-letter queue, alarms on errors and dead letters, and a least-privilege role.
+https://docs.aws.amazon.com/aws-backup/latest/devguide/restore-testing-validation.html), built by the same
+`published_function` as the scheduled exports (components/scheduled_function.py): log group with retention, a
+published version behind the alias `live`, an encrypted dead-letter queue, alarms on errors and dead letters, and a
+least-privilege role.
 """
 
 from __future__ import annotations
@@ -27,13 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.policies import Statement
-from components.scheduled_function import (
-    ALIAS,
-    DLQ_RETENTION_SECONDS,
-    RUNTIME,
-    function_alarms,
-    service_trust,
-)
+from components.scheduled_function import FunctionSpec, published_function
 
 VALIDATOR_HANDLER = "pgf_backup.restore_testing.validator.handler"
 # Restored resources are named with this prefix: S3's `destinationBucketName`, DynamoDB's `targetTableName`, RDS's
@@ -190,27 +185,48 @@ class RestoreValidator(pulumi.ComponentResource):
         args.validate()
         super().__init__("pgf:backup:RestoreValidator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self._args = args
         arn = f"arn:{args.partition}"
         self.function_name = args.function_name
-        log_group_name = f"/aws/lambda/{args.function_name}"
-        log_group_arn = f"{arn}:logs:{args.region}:{args.account_id}:log-group:{log_group_name}"
-        queue_name = f"{args.function_name}-dlq"
-        queue_arn = f"{arn}:sqs:{args.region}:{args.account_id}:{queue_name}"
         rule_name = f"{args.function_name}-completed"
         rule_arn = f"{arn}:events:{args.region}:{args.account_id}:rule/{rule_name}"
 
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=log_group_name, retention_in_days=args.log_retention_days, tags=args.tags, opts=child
+        environment: dict[str, pulumi.Input[str]] = {
+            "PLAN_TIERS": args.plan_tiers,
+            "S3_SAMPLE_SIZE": str(args.s3_sample_size),
+            "S3_CHECKSUM_MAX_BYTES": str(args.s3_checksum_max_bytes),
+            "S3_MIN_OBJECTS": str(args.s3_min_objects),
+            "COMPARE_SOURCE": "true" if args.source_bucket_arns else "false",
+        }
+        if args.evidence_bucket is not None:
+            environment["EVIDENCE_BUCKET"] = args.evidence_bucket
+        if args.evidence_key_arn is not None:
+            environment["EVIDENCE_KMS_KEY_ARN"] = args.evidence_key_arn
+        built = published_function(
+            name,
+            FunctionSpec(
+                function_name=args.function_name,
+                role_name=args.role_name,
+                account_id=args.account_id,
+                region=args.region,
+                partition=args.partition,
+                code_path=args.code_path,
+                code_sha256=args.code_sha256,
+                handler=VALIDATOR_HANDLER,
+                alarm_topic_arn=args.alarm_topic_arn,
+                log_retention_days=args.log_retention_days,
+                timeout_seconds=args.timeout_seconds,
+                memory_mb=args.memory_mb,
+                environment=environment,
+                statements=validator_statements(args),
+                tags=args.tags,
+                role_description="pgf-backup: validates AWS Backup restore tests and writes their evidence",
+                function_description="pgf-backup: restore test validation",
+                alias_description="the published version the rule invokes",
+                alarm_description="restore test validation",
+            ),
+            self,
         )
-        queue = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=queue_name,
-            sqs_managed_sse_enabled=True,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags=args.tags,
-            opts=child,
-        )
+        queue, function, alias, role = built.queue, built.function, built.alias, built.role
         # EventBridge sends an event it could not deliver to the target's dead-letter queue, which must let it:
         # sqs:SendMessage for events.amazonaws.com with aws:SourceArn the rule
         # (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
@@ -226,73 +242,12 @@ class RestoreValidator(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Principal": {"Service": "events.amazonaws.com"},
                             "Action": "sqs:SendMessage",
-                            "Resource": queue_arn,
+                            "Resource": built.queue_arn,
                             "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
                         }
                     ],
                 }
             ),
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
-            description="pgf-backup: validates AWS Backup restore tests and writes their evidence",
-            assume_role_policy=service_trust("lambda.amazonaws.com"),
-            tags=args.tags,
-            opts=child,
-        )
-        statements: list[Statement] = [
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"{log_group_arn}:log-stream:*",
-            },
-            {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn},
-            *validator_statements(args),
-        ]
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            name="least-privilege",
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=child,
-        )
-        environment: dict[str, pulumi.Input[str]] = {
-            "PLAN_TIERS": args.plan_tiers,
-            "S3_SAMPLE_SIZE": str(args.s3_sample_size),
-            "S3_CHECKSUM_MAX_BYTES": str(args.s3_checksum_max_bytes),
-            "S3_MIN_OBJECTS": str(args.s3_min_objects),
-            "COMPARE_SOURCE": "true" if args.source_bucket_arns else "false",
-        }
-        if args.evidence_bucket is not None:
-            environment["EVIDENCE_BUCKET"] = args.evidence_bucket
-        if args.evidence_key_arn is not None:
-            environment["EVIDENCE_KMS_KEY_ARN"] = args.evidence_key_arn
-        function = aws.lambda_.Function(
-            f"{name}-function",
-            name=args.function_name,
-            description="pgf-backup: restore test validation",
-            role=role.arn,
-            runtime=RUNTIME,
-            handler=VALIDATOR_HANDLER,
-            code=pulumi.FileArchive(args.code_path),
-            source_code_hash=args.code_sha256,
-            publish=True,
-            timeout=args.timeout_seconds,
-            memory_size=args.memory_mb,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
-            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
-        )
-        alias = aws.lambda_.Alias(
-            f"{name}-alias",
-            name=ALIAS,
-            function_name=function.name,
-            function_version=function.version,
-            description="the published version the rule invokes",
             opts=child,
         )
         rule = aws.cloudwatch.EventRule(
@@ -329,9 +284,6 @@ class RestoreValidator(pulumi.ComponentResource):
                 maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, queue_policy]),
-        )
-        function_alarms(
-            name, args.function_name, "restore test validation", args.alarm_topic_arn, args.tags, child, log_group_name
         )
         self.function_arn = function.arn
         self.alias_arn = alias.arn

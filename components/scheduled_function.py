@@ -75,6 +75,132 @@ class ScheduledFunctionArgs:
             raise ValueError(f"scheduled function {self.function_name!r}: at most 54 characters (role names)")
 
 
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What every function of the project is made of, whatever invokes it (a schedule, an EventBridge rule)."""
+
+    function_name: str
+    role_name: str
+    account_id: str
+    region: str
+    partition: str
+    code_path: str
+    code_sha256: str
+    handler: str
+    alarm_topic_arn: pulumi.Input[str]
+    log_retention_days: int
+    timeout_seconds: int
+    memory_mb: int
+    environment: Mapping[str, pulumi.Input[str]]
+    # The function's own permissions, besides its logs and dead-letter queue.
+    statements: Sequence[Statement]
+    tags: dict[str, str]
+    role_description: str
+    function_description: str
+    alias_description: str
+    # What the alarms say the function does ("pgf-backup: <it> failed", "... could not run").
+    alarm_description: str
+
+
+@dataclass(frozen=True)
+class PublishedFunction:
+    """The resources `published_function` made, and the ARNs known before they exist."""
+
+    log_group_name: str
+    queue: aws.sqs.Queue
+    queue_arn: str
+    role: aws.iam.Role
+    function: aws.lambda_.Function
+    alias: aws.lambda_.Alias
+    alias_arn: str
+
+
+def published_function(name: str, spec: FunctionSpec, parent: pulumi.Resource) -> PublishedFunction:
+    """A function's log group (with retention), encrypted dead-letter queue, least-privilege role, published version
+    behind the alias `live`, and alarms on its errors and dead letters: the children `<name>-*` of `parent`."""
+    child = pulumi.ResourceOptions(parent=parent)
+    arn = f"arn:{spec.partition}"
+    log_group_name = f"/aws/lambda/{spec.function_name}"
+    log_group_arn = f"{arn}:logs:{spec.region}:{spec.account_id}:log-group:{log_group_name}"
+    queue_name = f"{spec.function_name}-dlq"
+    queue_arn = f"{arn}:sqs:{spec.region}:{spec.account_id}:{queue_name}"
+    function_arn = f"{arn}:lambda:{spec.region}:{spec.account_id}:function:{spec.function_name}"
+
+    logs = aws.cloudwatch.LogGroup(
+        f"{name}-logs", name=log_group_name, retention_in_days=spec.log_retention_days, tags=spec.tags, opts=child
+    )
+    queue = aws.sqs.Queue(
+        f"{name}-dlq",
+        name=queue_name,
+        sqs_managed_sse_enabled=True,
+        message_retention_seconds=DLQ_RETENTION_SECONDS,
+        tags=spec.tags,
+        opts=child,
+    )
+    role = aws.iam.Role(
+        f"{name}-role",
+        name=spec.role_name,
+        description=spec.role_description,
+        assume_role_policy=service_trust("lambda.amazonaws.com"),
+        tags=spec.tags,
+        opts=child,
+    )
+    own: list[Statement] = [
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:log-stream:*",
+        },
+        {
+            # A failed asynchronous invocation goes to the dead-letter queue with the function's role.
+            "Sid": "DeadLetters",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+        },
+        *spec.statements,
+    ]
+    policy = aws.iam.RolePolicy(
+        f"{name}-policy",
+        role=role.id,
+        name="least-privilege",
+        # ARNs in the caller's statements (a bucket key) are known once their resources exist.
+        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": own}),
+        opts=child,
+    )
+    function = aws.lambda_.Function(
+        f"{name}-function",
+        name=spec.function_name,
+        description=spec.function_description,
+        role=role.arn,
+        runtime=RUNTIME,
+        handler=spec.handler,
+        code=pulumi.FileArchive(spec.code_path),
+        source_code_hash=spec.code_sha256,
+        publish=True,
+        timeout=spec.timeout_seconds,
+        memory_size=spec.memory_mb,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(spec.environment)),
+        dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
+        tags=spec.tags,
+        # The log group (with its retention) exists first, and the role can write to the queue.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs, policy]),
+    )
+    alias = aws.lambda_.Alias(
+        f"{name}-alias",
+        name=ALIAS,
+        function_name=function.name,
+        function_version=function.version,
+        description=spec.alias_description,
+        opts=child,
+    )
+    function_alarms(
+        name, spec.function_name, spec.alarm_description, spec.alarm_topic_arn, spec.tags, child, log_group_name
+    )
+    return PublishedFunction(log_group_name, queue, queue_arn, role, function, alias, f"{function_arn}:{ALIAS}")
+
+
 class ScheduledFunction(pulumi.ComponentResource):
     """A published Lambda version behind an alias, invoked by a schedule, with its logs, DLQ and alarms."""
 
@@ -89,99 +215,44 @@ class ScheduledFunction(pulumi.ComponentResource):
         args.validate()
         super().__init__("pgf:backup:ScheduledFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self._args = args
-        arn = f"arn:{args.partition}"
         self.function_name = args.function_name
-        self.log_group_name = f"/aws/lambda/{args.function_name}"
-        log_group_arn = f"{arn}:logs:{args.region}:{args.account_id}:log-group:{self.log_group_name}"
-        queue_name = f"{args.function_name}-dlq"
-        queue_arn = f"{arn}:sqs:{args.region}:{args.account_id}:{queue_name}"
-        function_arn = f"{arn}:lambda:{args.region}:{args.account_id}:function:{args.function_name}"
-        alias_arn = f"{function_arn}:{ALIAS}"
-
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=self.log_group_name,
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child,
+        built = published_function(
+            name,
+            FunctionSpec(
+                function_name=args.function_name,
+                role_name=f"{args.function_name}-function",
+                account_id=args.account_id,
+                region=args.region,
+                partition=args.partition,
+                code_path=args.code_path,
+                code_sha256=args.code_sha256,
+                handler=args.handler,
+                alarm_topic_arn=args.alarm_topic_arn,
+                log_retention_days=args.log_retention_days,
+                timeout_seconds=args.timeout_seconds,
+                memory_mb=args.memory_mb,
+                environment=args.environment,
+                statements=args.statements,
+                tags=args.tags,
+                role_description=f"pgf-backup: {args.description}",
+                function_description=args.description,
+                alias_description="the published version the schedule invokes",
+                alarm_description=args.description,
+            ),
+            self,
         )
-        queue = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=queue_name,
-            sqs_managed_sse_enabled=True,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags=args.tags,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
-            name=f"{args.function_name}-function",
-            description=f"pgf-backup: {args.description}",
-            assume_role_policy=_trust("lambda.amazonaws.com"),
-            tags=args.tags,
-            opts=child,
-        )
-        own: list[Statement] = [
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"{log_group_arn}:log-stream:*",
-            },
-            {
-                # A failed asynchronous invocation goes to the dead-letter queue with the function's role.
-                "Sid": "DeadLetters",
-                "Effect": "Allow",
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-            },
-            *args.statements,
-        ]
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            name="least-privilege",
-            # The bucket key's ARN in the caller's statements is known once the key exists.
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": own}),
-            opts=child,
-        )
-        function = aws.lambda_.Function(
-            f"{name}-function",
-            name=args.function_name,
-            description=args.description,
-            role=role.arn,
-            runtime=RUNTIME,
-            handler=args.handler,
-            code=pulumi.FileArchive(args.code_path),
-            source_code_hash=args.code_sha256,
-            publish=True,
-            timeout=args.timeout_seconds,
-            memory_size=args.memory_mb,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
-            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
-            tags=args.tags,
-            # The log group (with its retention) exists first, and the role can write to the queue.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
-        )
-        alias = aws.lambda_.Alias(
-            f"{name}-alias",
-            name=ALIAS,
-            function_name=function.name,
-            function_version=function.version,
-            description="the published version the schedule invokes",
-            opts=child,
-        )
+        self.log_group_name = built.log_group_name
+        queue, alias = built.queue, built.alias
         scheduler_role = aws.iam.Role(
             f"{name}-scheduler-role",
             name=f"{args.function_name}-scheduler",
             description=f"pgf-backup: EventBridge Scheduler invokes {args.function_name}",
-            assume_role_policy=_trust(
+            assume_role_policy=service_trust(
                 "scheduler.amazonaws.com",
                 {
                     "StringEquals": {"aws:SourceAccount": args.account_id},
                     "ArnEquals": {
-                        "aws:SourceArn": f"{arn}:scheduler:{args.region}:{args.account_id}:"
+                        "aws:SourceArn": f"arn:{args.partition}:scheduler:{args.region}:{args.account_id}:"
                         f"schedule-group/{SCHEDULE_GROUP}"
                     },
                 },
@@ -195,8 +266,13 @@ class ScheduledFunction(pulumi.ComponentResource):
             name="invoke",
             policy=document(
                 [
-                    {"Sid": "InvokeAlias", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": alias_arn},
-                    {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn},
+                    {
+                        "Sid": "InvokeAlias",
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": built.alias_arn,
+                    },
+                    {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": built.queue_arn},
                 ]
             ),
             opts=child,
@@ -220,20 +296,17 @@ class ScheduledFunction(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[scheduler_policy]),
         )
-        self._alarms(name, child)
-
-        self.function_arn = function.arn
+        self.function_arn = built.function.arn
         self.alias_arn = alias.arn
-        self.role_arn = role.arn
+        self.role_arn = built.role.arn
         self.queue_arn = queue.arn
         self.register_outputs(
-            {"function_arn": function.arn, "alias_arn": alias.arn, "role_arn": role.arn, "queue_arn": queue.arn}
-        )
-
-    def _alarms(self, name: str, opts: pulumi.ResourceOptions) -> None:
-        args = self._args
-        function_alarms(
-            name, args.function_name, args.description, args.alarm_topic_arn, args.tags, opts, self.log_group_name
+            {
+                "function_arn": self.function_arn,
+                "alias_arn": alias.arn,
+                "role_arn": self.role_arn,
+                "queue_arn": queue.arn,
+            }
         )
 
 
@@ -295,6 +368,3 @@ def service_trust(service: str, condition: Mapping[str, object] | None = None) -
     if condition:
         statement["Condition"] = dict(condition)
     return document([statement])
-
-
-_trust = service_trust
