@@ -750,7 +750,8 @@ def check_exports(out: _Collector, found: Inventory, plan: PlannedStack) -> None
     }
     roots = _export_roots()
     buckets: set[str] = set()
-    for export in export_functions(plan, providers):
+    # Sorted, so the once-per-bucket check below reads the same prefix on every run (the plan's order is not fixed).
+    for export in sorted(export_functions(plan, providers), key=lambda e: (e.bucket, e.root, e.region, e.role_arn)):
         part = partition(export.region)
         target = f"arn:{part}:s3:::{export.bucket}"
         policy = policies.get(export.bucket)
