@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from pgf_backup.automation.arguments import Parser, output_file
+from pgf_backup.automation.aws_access import CommandError, ProgressBar, aws_error_status, workload_config
+from pgf_backup.automation.aws_access import session as _session
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import WorkloadStack
 from pgf_backup.project import Project
-
-
-class CommandError(Exception):
-    """A user error of these commands: printed as `error: ...`, with its exit status."""
-
-    def __init__(self, message: str, status: ExitStatus = ExitStatus.USAGE) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _s3_url(text: str) -> tuple[str, str]:
@@ -119,26 +112,6 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 # AWS sessions
 
 
-def _session(region: str | None, role_arn: str | None = None) -> Any:
-    """A boto3 session: the operator's credentials, or a role assumed with them."""
-    import boto3
-
-    session = boto3.session.Session(region_name=region)
-    if role_arn is None:
-        return session
-    from pgf_backup.exports.store import RETRY_CONFIG
-
-    credentials = session.client("sts", config=RETRY_CONFIG).assume_role(
-        RoleArn=role_arn, RoleSessionName="pgf-backup-exports"
-    )["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
-    )
-
-
 def _client(session: Any, service: str) -> Any:
     from pgf_backup.exports.store import RETRY_CONFIG
 
@@ -152,12 +125,7 @@ def _caller_account(session: Any) -> str:
 def _stack_config(args: argparse.Namespace) -> WorkloadStack | None:
     if not args.stack:
         return None
-    project = Project.find(args.project_dir)
-    if args.stack not in project.known_stacks():
-        raise CommandError(f"unknown stack {args.stack!r}; stacks: {', '.join(project.known_stacks())}")
-    cfg = project.load_config(args.stack)
-    if not isinstance(cfg, WorkloadStack):
-        raise CommandError(f"stack {args.stack!r} is the {cfg.role} stack; exports run in workload stacks")
+    cfg = workload_config(Project.find(args.project_dir), args.stack, "exports run in workload stacks")
     if cfg.exports is None:
         raise CommandError(f"stack {args.stack!r} has no pgf-backup:exports (the export bucket); give --to")
     return cfg
@@ -190,29 +158,6 @@ def _export_target(args: argparse.Namespace, root: str) -> tuple[Any, str, str, 
 # Handlers
 
 
-class _Bar:
-    """A one-line progress bar on a terminal; nothing otherwise."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._live = stream.isatty()
-        self._shown = False
-
-    def __call__(self, done: int, total: int, what: str) -> None:
-        if not self._live:
-            return
-        width = max(10, min(40, shutil.get_terminal_size((80, 20)).columns - 40))
-        filled = width * done // total if total else width
-        self._stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}\x1b[K")
-        self._stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self._shown:
-            self._stream.write("\n")
-            self._stream.flush()
-
-
 def _guarded(run: Callable[[], ExitStatus], err: TextIO) -> ExitStatus:
     """Run a command; its user errors, invalid exports and AWS failures become a message and an exit status."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -231,14 +176,8 @@ def _guarded(run: Callable[[], ExitStatus], err: TextIO) -> ExitStatus:
     except (catalog.CatalogConflict, catalog.CatalogExportError, catalog.CatalogImportError) as error:
         print(f"error: {error}", file=err)
         return ExitStatus.FAILED
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        operation = getattr(error, "operation_name", "an AWS call")
-        print(f"error: AWS refused {operation}: {info.get('Code')}: {info.get('Message')}", file=err)
-        return ExitStatus.FAILED
-    except BotoCoreError as error:
-        print(f"error: {error}", file=err)
-        return ExitStatus.FAILED
+    except (ClientError, BotoCoreError) as error:
+        return aws_error_status(error, err)
 
 
 def _write_json(path: Path | None, value: Any, out: TextIO) -> None:
@@ -283,7 +222,7 @@ def cmd_catalog_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> Ex
 
         bucket, prefix = args.url
         session = _session(args.region)
-        bar = _Bar(err)
+        bar = ProgressBar(err)
         try:
             report = catalog.import_catalog(
                 _client(session, "glue"),

@@ -14,9 +14,15 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from pgf_backup.automation.arguments import output_file
-from pgf_backup.automation.exports_command import CommandError, _Bar, _session
+from pgf_backup.automation.aws_access import (
+    CommandError,
+    ProgressBar,
+    assume,
+    aws_error_status,
+    client_factory,
+    workload_config,
+)
 from pgf_backup.automation.status import ExitStatus
-from pgf_backup.config import WorkloadStack
 from pgf_backup.project import Project
 
 
@@ -70,38 +76,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _factory(session: Any) -> Any:
-    from pgf_backup.exports.store import RETRY_CONFIG
-
-    made: dict[tuple[str, str], Any] = {}
-
-    def client(service: str, region: str) -> Any:
-        # Adaptive retries: throttling slows the report down instead of failing it.
-        if (service, region) not in made:
-            made[service, region] = session.client(service, region_name=region, config=RETRY_CONFIG)
-        return made[service, region]
-
-    return client
-
-
-def _assume(account: str, role_arn: str, region: str, what: str) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        session = _session(region, role_arn)
-        from pgf_backup.exports.store import RETRY_CONFIG
-
-        actual = session.client("sts", config=RETRY_CONFIG).get_caller_identity()["Account"]
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        raise CommandError(
-            f"cannot assume {role_arn} ({what}): {info.get('Code')}: {info.get('Message')}", ExitStatus.FAILED
-        ) from None
-    except BotoCoreError as error:
-        raise CommandError(f"cannot assume {role_arn} ({what}): {error}", ExitStatus.FAILED) from None
-    if actual != account:
-        raise CommandError(f"{role_arn} gave credentials for account {actual}, not {account} ({what})")
-    return session
+# Module names the tests replace with fakes.
+_factory = client_factory
+_assume = assume
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
@@ -112,13 +89,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus
 
     try:
         project = Project.find(args.project_dir)
-        if args.stack not in project.known_stacks():
-            raise CommandError(f"unknown stack {args.stack!r}; stacks: {', '.join(project.known_stacks())}")
-        cfg = project.load_config(args.stack)
-        if not isinstance(cfg, WorkloadStack):
-            raise CommandError(
-                f"stack {args.stack!r} is the {cfg.role} stack; verify checks a workload stack's account"
-            )
+        cfg = workload_config(project, args.stack, "verify checks a workload stack's account")
         backup_cfg = project.backup_config()
         exp = verify.Expectations.of(args.stack, cfg, backup_cfg)
         role = args.role or cfg.iam.deploy_role
@@ -130,7 +101,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus
                 backup_cfg.account_id, cfg.role_arn(backup_cfg.account_id, role), primary, "the backup account"
             )
             backup_access = verify.BackupAccountAccess(_factory(backup_session))
-        bar = _Bar(err)
+        bar = ProgressBar(err)
         try:
             result = verify.verify(
                 exp,
@@ -145,15 +116,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus
     except CommandError as error:
         print(f"error: {error}", file=err)
         return error.status
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        operation = getattr(error, "operation_name", "an AWS call")
-        hint = " (after adaptive retries)" if info.get("Code") in ("Throttling", "ThrottlingException") else ""
-        print(f"error: AWS refused {operation}{hint}: {info.get('Code')}: {info.get('Message')}", file=err)
-        return ExitStatus.FAILED
-    except BotoCoreError as error:
-        print(f"error: {error}", file=err)
-        return ExitStatus.FAILED
+    except (ClientError, BotoCoreError) as error:
+        return aws_error_status(error, err)
     doc = result.to_json()
     text = report.RENDERERS[args.format](doc)
     if args.out is not None:

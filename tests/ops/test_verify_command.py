@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pgf_backup.automation import cli, verify_command
+from pgf_backup.automation import aws_access, cli, verify_command
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.project import Project
 from tests.ops.conftest import NOW, World
@@ -96,10 +96,10 @@ def test_usage_errors_exit_2(aws: None, project: Project, argv: list[str], messa
 def test_role_that_cannot_be_assumed(aws: None, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    def refuse(region: Any, role: Any) -> Any:
+    def refuse(region: Any, role: Any, name: str) -> Any:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
 
-    monkeypatch.setattr(verify_command, "_session", refuse)
+    monkeypatch.setattr(aws_access, "session", refuse)
     status, _, err = _run(["verify", "--stack", "prod"], project)
     assert status == ExitStatus.FAILED
     assert "cannot assume arn:aws:iam::400000000040:role/pgf-backup-deploy (stack prod): AccessDenied" in err
