@@ -67,6 +67,9 @@ ALARM_SHORT_PERIOD_SECONDS: Final = 3_600
 ALARM_SHORT_PERIOD_MAX_EVALUATION_SECONDS: Final = 86_400
 # The strategy's recovery point objective per tier, in hours (each tier backs up daily).
 DEFAULT_RPO_HOURS: Final = {"lab": 24, "dev": 24, "prod": 24}
+# Recovery time objectives per tier, in hours, until `operations.rto_hours` says otherwise: the strategy names no
+# figure, so these are the project's defaults (prod restored within a working morning, lab within a long weekend).
+DEFAULT_RTO_HOURS: Final = {"lab": 72.0, "dev": 24.0, "prod": 4.0}
 
 
 def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | None:

@@ -546,3 +546,54 @@ def test_the_vault_events_of_limits_are_the_api_references_lists() -> None:
 
     assert SUPPORTED_VAULT_EVENTS == SUPPORTED_EVENTS
     assert DEPRECATED_VAULT_EVENTS == DEPRECATED_EVENTS
+
+
+def test_shipped_operations_are_shared_by_every_stack(project: Project) -> None:
+    # Set once in Pulumi.yaml: every stack reads the same contacts and targets.
+    seen = {stack: project.load_config(stack).operations for stack in ("backup", "lab", "dev", "prod")}
+    assert len({ops.model_dump_json() for ops in seen.values()}) == 1
+    ops = seen["prod"]
+    assert ops.rto_hours.of("prod") == 4
+    assert ops.escalation[0].contact == ops.contacts[0].name
+
+
+def test_operations_default_when_absent(project: Project) -> None:
+    cfg = config_of(_mutated(project, "prod", _delete("operations")))
+    assert cfg.operations.contacts == ()
+    assert cfg.operations.rto_hours.of("prod") == 4.0
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (
+            _set("operations.escalation", [{"after_minutes": 0, "contact": "Nobody"}]),
+            "pgf-backup:operations: escalation[0].contact: 'Nobody' is not a contact's name",
+        ),
+        (
+            _set(
+                "operations.escalation",
+                [{"after_minutes": 30, "contact": "PGF on-call"}, {"after_minutes": 0, "contact": "PGF on-call"}],
+            ),
+            "escalation[1].after_minutes: 0 comes after a step at 30",
+        ),
+        (
+            _set("operations.contacts", [{"name": "A", "role": "r", "email": "not-an-address"}]),
+            "operations.contacts.0.email",
+        ),
+        (_set("operations.rto_hours.prod", 0), "operations.rto_hours.prod"),
+        (_set("operations.rto_hours.prod", 200), "operations.rto_hours.prod"),
+        (
+            _set(
+                "operations.contacts",
+                [
+                    {"name": "A", "role": "r", "email": "a@example.com"},
+                    {"name": "A", "role": "s", "email": "b@example.com"},
+                ],
+            ),
+            "contacts: 'A' is listed more than once",
+        ),
+    ],
+)
+def test_bad_operations_are_refused_naming_the_key(project: Project, mutation: Mutation, expected: str) -> None:
+    assert expected in _error(project, "prod", mutation)

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from pgf_backup.config.audit import Audit
 from pgf_backup.config.observability import Dashboards
+from pgf_backup.config.operations import Operations
 from pgf_backup.config.restore_testing import RestoreTesting
 from pgf_backup.config.sections import (
     FULLY_MANAGED,
@@ -58,6 +59,9 @@ class _Stack(Model):
     iam: Iam = Iam()
     tags: Tags = Tags()
     scheduling: Literal["account", "organization"] = "account"
+    # Contacts, escalation, restore prerequisites and RTO targets (runbook, drill report); shared in Pulumi.yaml,
+    # so every role accepts it.
+    operations: Operations = Operations()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> _Stack:
