@@ -403,7 +403,8 @@ def checks_for(clients: Clients, job: Mapping[str, Any], settings: Settings) -> 
 # The handler
 
 
-def _message(checks: list[Check]) -> tuple[str, str]:
+def verdict(checks: list[Check]) -> tuple[str, str]:
+    """SUCCESSFUL or FAILED, and the message AWS Backup records (the failed checks, or a count)."""
     failed = [c for c in checks if c.status == "failed"]
     if failed:
         text = "; ".join(f"{c.name}: {c.detail}" for c in failed)
@@ -418,6 +419,50 @@ class Outcome:
 
     record: dict[str, Any]
     location: str | None
+
+
+def evidence_record(
+    job: Mapping[str, Any],
+    checks: list[Check],
+    *,
+    reported: bool,
+    plan_arn: str,
+    tier: str,
+    account_id: str,
+    region: str,
+    validated_at: datetime,
+    started_by: Literal["restore-testing", "drill"] = "restore-testing",
+) -> dict[str, Any]:
+    """The evidence of one validated restore (a restore test's, or a drill's), checked against its schema."""
+    status, message = verdict(checks)
+    duration, age = evidence.measures(dict(job))
+    record: dict[str, Any] = {
+        "schema_version": evidence.SCHEMA_VERSION,
+        "restore_job_id": str(job["RestoreJobId"]),
+        "restore_testing_plan_arn": plan_arn,
+        "started_by": started_by,
+        "tier": tier,
+        "resource_type": str(job.get("ResourceType")),
+        "account_id": str(job.get("AccountId") or account_id),
+        "region": region,
+        "source_resource_arn": str(job.get("SourceResourceArn") or "unknown"),
+        "created_resource_arn": str(job["CreatedResourceArn"]),
+        "recovery_point_arn": str(job["RecoveryPointArn"]),
+        "recovery_point_created_at": evidence.iso(job["RecoveryPointCreationDate"]),
+        "restore_started_at": evidence.iso(job["CreationDate"]),
+        "restore_completed_at": evidence.iso(job["CompletionDate"]),
+        "restore_duration_seconds": duration,
+        "recovery_point_age_seconds": age,
+        "validation": {
+            "status": status,
+            "message": message,
+            "reported": reported,
+            "checks": [c.to_dict() for c in checks],
+        },
+        "validated_at": evidence.iso(validated_at),
+    }
+    evidence.validate(record)
+    return record
 
 
 def validate_restore(
@@ -435,7 +480,7 @@ def validate_restore(
         LOG.info("restore job %s is %s, not COMPLETED: nothing to validate", job_id, job.get("Status"))
         return None
     checks = checks_for(clients, job, settings)
-    status, message = _message(checks)
+    status, message = verdict(checks)
     reported = True
     try:
         backup.put_restore_validation_result(
@@ -445,33 +490,18 @@ def validate_restore(
         # A status already set cannot be changed: the evidence says this run's verdict was not recorded by AWS.
         LOG.error("PutRestoreValidationResult for %s failed: %s", job_id, _error(error))
         reported = False
-    duration, age = evidence.measures(job)
     tier = settings.plan_tiers.get(plan, "unknown")
-    record: dict[str, Any] = {
-        "schema_version": evidence.SCHEMA_VERSION,
-        "restore_job_id": job_id,
-        "restore_testing_plan_arn": plan,
-        "tier": tier,
-        "resource_type": str(job.get("ResourceType")),
-        "account_id": str(job.get("AccountId") or settings.account_id),
-        "region": settings.region,
-        "source_resource_arn": str(job.get("SourceResourceArn") or "unknown"),
-        "created_resource_arn": str(job["CreatedResourceArn"]),
-        "recovery_point_arn": str(job["RecoveryPointArn"]),
-        "recovery_point_created_at": evidence.iso(job["RecoveryPointCreationDate"]),
-        "restore_started_at": evidence.iso(job["CreationDate"]),
-        "restore_completed_at": evidence.iso(job["CompletionDate"]),
-        "restore_duration_seconds": duration,
-        "recovery_point_age_seconds": age,
-        "validation": {
-            "status": status,
-            "message": message,
-            "reported": reported,
-            "checks": [c.to_dict() for c in checks],
-        },
-        "validated_at": evidence.iso(now or datetime.now(UTC)),
-    }
-    evidence.validate(record)
+    record = evidence_record(
+        job,
+        checks,
+        reported=reported,
+        plan_arn=plan,
+        tier=tier,
+        account_id=settings.account_id,
+        region=settings.region,
+        validated_at=now or datetime.now(UTC),
+    )
+    duration, age = record["restore_duration_seconds"], record["recovery_point_age_seconds"]
     dimensions = [{"Name": "Tier", "Value": tier}, {"Name": "ResourceType", "Value": record["resource_type"]}]
     clients("cloudwatch").put_metric_data(
         Namespace=METRIC_NAMESPACE,
