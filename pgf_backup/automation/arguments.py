@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -59,3 +60,10 @@ class Parser(argparse.ArgumentParser):
 
 class UsageError(Exception):
     """A command line argparse refused (its message is already printed)."""
+
+
+def role_name(text: str) -> str:
+    """argparse type of `--role`: an IAM role name (the same pattern as `pgf-backup:iam`)."""
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IAM role name (1-64 of letters, digits, +=,.@_-)")
+    return text

@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from pgf_backup.automation import drill_command, driver, exports_command, plan_command, verify_command
+from pgf_backup.automation import (
+    drill_command,
+    driver,
+    exports_command,
+    plan_command,
+    restore_command,
+    verify_command,
+)
 from pgf_backup.automation.arguments import Parser, UsageError, project_folder
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import ConfigError
@@ -25,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     # Every command registers the same way: its module adds its parser and sets its handler.
-    for module in (plan_command, driver, exports_command, verify_command, drill_command):
+    for module in (plan_command, driver, exports_command, verify_command, drill_command, restore_command):
         module.add_commands(sub)
     return parser
 

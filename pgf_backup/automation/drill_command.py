@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pgf_backup.automation.arguments import output_file
+from pgf_backup.automation.arguments import output_file, role_name
 from pgf_backup.automation.aws_access import (
     CommandError,
     assume,
@@ -30,6 +30,7 @@ from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import BackupAccountStack, Tier, WorkloadStack, partition
 from pgf_backup.project import Project
 
+_ROLE_HELP = "role to assume (default: pgf-backup:iam.deploy_role)"
 # Module names the tests replace with fakes.
 _factory = client_factory
 _assume = assume
@@ -95,7 +96,7 @@ def add_commands(sub: Any) -> None:
         default=Path("drill-evidence"),
         help="local evidence folder (default: drill-evidence)",
     )
-    drill.add_argument("--role", metavar="NAME", help="role to assume (default: pgf-backup:iam.deploy_role)")
+    drill.add_argument("--role", type=role_name, metavar="NAME", help=_ROLE_HELP)
     drill.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     drill.set_defaults(handler=cmd_drill)
     reports = drill.add_subparsers(dest="drill_command", required=False)
@@ -104,7 +105,7 @@ def add_commands(sub: Any) -> None:
     report.add_argument(
         "--dir", type=_folder, metavar="FOLDER", help="read evidence from this folder instead of the reports buckets"
     )
-    report.add_argument("--role", metavar="NAME", help="role to assume (default: pgf-backup:iam.deploy_role)")
+    report.add_argument("--role", type=role_name, metavar="NAME", help=_ROLE_HELP)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.add_argument("--out", type=output_file, metavar="FILE", help="also write the JSON report to FILE")
     report.set_defaults(handler=cmd_drill_report)

@@ -9,11 +9,10 @@ a workload stack, credentials for another account; 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from pgf_backup.automation.arguments import output_file
+from pgf_backup.automation.arguments import output_file, role_name
 from pgf_backup.automation.aws_access import (
     CommandError,
     ProgressBar,
@@ -24,13 +23,6 @@ from pgf_backup.automation.aws_access import (
 )
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.project import Project
-
-
-def _role_name(text: str) -> str:
-    """argparse type of `--role`: an IAM role name (the same pattern as `pgf-backup:iam`)."""
-    if not re.fullmatch(r"[\w+=,.@-]{1,64}", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IAM role name (1-64 of letters, digits, +=,.@_-)")
-    return text
 
 
 def _hours(text: str) -> int:
@@ -54,7 +46,7 @@ def add_commands(sub: Any) -> None:
     verify.add_argument("--out", type=output_file, metavar="FILE", help="write the report to FILE (default: stdout)")
     verify.add_argument(
         "--role",
-        type=_role_name,
+        type=role_name,
         metavar="NAME",
         help="role to assume in the stack's account and the backup account (default: pgf-backup:iam.deploy_role)",
     )
