@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pgf_backup.availability import linked_regions
 from pgf_backup.config import CopyTarget, StackConfig, WorkloadStack
 from pgf_backup.limits import lock_admits
 
@@ -54,6 +55,19 @@ class BackupPolicyOutput(_Output):
     content: str | None = None
 
 
+class DashboardsOutput(_Output):
+    """The backup account's dashboards (`dashboards`): the workload accounts link to its sinks, by region."""
+
+    sinks: dict[str, str] = {}
+
+
+class AuditOutput(_Output):
+    """The backup account's reports bucket (`audit`): workload restore tests write their evidence there."""
+
+    reports_bucket: str | None = None
+    key_arn: str | None = None
+
+
 class BackupStackOutputs(_Output):
     """What the backup stack exports for the others (its other outputs are for operators)."""
 
@@ -62,6 +76,12 @@ class BackupStackOutputs(_Output):
     central_vaults: dict[str, dict[str, CentralVaultOutput]] = {}
     air_gapped_vaults: dict[str, AirGappedVaultOutput] = {}
     backup_policies: dict[str, BackupPolicyOutput] = {}
+    dashboards: DashboardsOutput | None = None
+    audit: AuditOutput | None = None
+
+    def sink_arn(self, region: str) -> str | None:
+        """The ARN of the backup account's monitoring sink in `region` (`dashboards.sinks.<region>`)."""
+        return self.dashboards.sinks.get(region) if self.dashboards else None
 
     def destination(self, target: CopyTarget, tier: str, region: str) -> tuple[str, str | None, LockRange | None]:
         """(output path, ARN, lock) of the vault a copy target of `tier` lands in from `region`."""
@@ -115,18 +135,33 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
             f"output 'account_id' is {typed.account_id}, but this stack's accounts.backup is {cfg.backup_account_id}"
         )
     if cfg.scheduling == "organization":
-        policy = typed.backup_policies.get(cfg.tier)
-        expected = policy.vault_name if policy else None
-        key = cfg.vault_key
-        if not expected:
-            found.append(f"output 'backup_policies.{cfg.tier}.vault_name' is missing")
-        elif expected != cfg.vault_name(key):
-            found.append(
-                f"vaults.{key}.name: the {cfg.tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
-                f"names it {cfg.vault_name(key)!r}; use the same name"
-            )
-        return found
+        found.extend(_policy_problems(cfg, typed))
+    else:
+        found.extend(_copy_problems(cfg, typed))
+    found.extend(_sink_problems(cfg, typed))
+    found.extend(_reports_problems(cfg, typed))
+    return found
+
+
+def _policy_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
+    """Organization mode: the tier's BACKUP_POLICY writes to the vault this stack names."""
+    policy = typed.backup_policies.get(cfg.tier)
+    expected = policy.vault_name if policy else None
+    key = cfg.vault_key
+    if not expected:
+        return [f"output 'backup_policies.{cfg.tier}.vault_name' is missing"]
+    if expected != cfg.vault_name(key):
+        return [
+            f"vaults.{key}.name: the {cfg.tier} BACKUP_POLICY writes to vault {expected!r} but this stack "
+            f"names it {cfg.vault_name(key)!r}; use the same name"
+        ]
+    return []
+
+
+def _copy_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
+    """Account mode: each vault the plan copies into exists, and its lock admits the copies' retention."""
     assert cfg.plan is not None  # account mode: required by the config model
+    found: list[str] = []
     rules = cfg.plan.all_rules()
     for target in needed_targets(cfg):
         path, arn, lock = typed.destination(target, cfg.tier, cfg.regions.primary)
@@ -143,3 +178,28 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
                     f"{lock.min}-{lock.max} days; AWS Backup would fail the copy"
                 )
     return found
+
+
+def _sink_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
+    """Cross-account dashboards: the backup account's sink in each region this account links from."""
+    # Imported here: the builders pull in pulumi_aws, which the rollout driver does not otherwise need.
+
+    return [
+        f"output 'dashboards.sinks.{region}' is missing (the backup stack exports its sinks with dashboards.enabled "
+        "and dashboards.cross_account on; or set dashboards.cross_account: false in this stack)"
+        for region in linked_regions(cfg)
+        if not typed.sink_arn(region)
+    ]
+
+
+def _reports_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
+    """Restore testing in this account: its evidence goes to the backup account's reports bucket, with its key."""
+    if cfg.restore_testing is None or not cfg.restore_testing.enabled:
+        return []
+    audit = typed.audit or AuditOutput()
+    return [
+        f"output 'audit.{name}' is missing (this stack's restore_testing writes its evidence to the backup account's "
+        "reports bucket: turn on the backup stack's audit, or turn off restore_testing in this stack)"
+        for name, value in (("reports_bucket", audit.reports_bucket), ("key_arn", audit.key_arn))
+        if not value
+    ]

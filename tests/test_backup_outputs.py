@@ -7,9 +7,21 @@ from typing import Any
 
 import pytest
 
+from pgf_backup import availability
 from pgf_backup import backup_outputs as wiring
 from pgf_backup.project import Project
 from tests.conftest import config_of, stack_values
+
+BACKUP = "100000000010"
+SINKS = {r: f"arn:aws:oam:{r}:{BACKUP}:sink/{i}" for i, r in enumerate(("ca-central-1", "ca-west-1"))}
+SINK_HINT = (
+    "(the backup stack exports its sinks with dashboards.enabled and dashboards.cross_account on; or set "
+    "dashboards.cross_account: false in this stack)"
+)
+REPORTS_HINT = (
+    "(this stack's restore_testing writes its evidence to the backup account's reports bucket: turn on the backup "
+    "stack's audit, or turn off restore_testing in this stack)"
+)
 
 
 def _copy(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +65,11 @@ def test_organization_mode_vault_name_must_match_the_policy(project: Project) ->
     values["pgf-backup:scheduling"] = "organization"
     del values["pgf-backup:plan"]
     cfg = config_of(values)
-    outputs = {"account_id": "100000000010", "backup_policies": {"prod": {"vault_name": "pgf-prod-central"}}}
+    outputs = {
+        "account_id": "100000000010",
+        "backup_policies": {"prod": {"vault_name": "pgf-prod-central"}},
+        "dashboards": {"sinks": SINKS},
+    }
     assert wiring.problems(cfg, outputs) == [
         "vaults.prod.name: the prod BACKUP_POLICY writes to vault 'pgf-prod-central' but this stack names it "
         "'pgf-prod'; use the same name"
@@ -87,3 +103,82 @@ def test_outputs_of_the_wrong_shape_are_named() -> None:
 
     with pytest.raises(ValueError, match=r"output 'central_vaults\.prod' is not what the backup stack exports"):
         read({"central_vaults": {"prod": "arn:aws:backup:..."}})
+
+
+def test_the_backup_stack_exports_the_sinks_and_the_reports_bucket(backup_outputs: dict[str, Any]) -> None:
+    """What the workload stacks' links and restore tests read, through the model."""
+    typed = wiring.read(backup_outputs)
+    assert typed.dashboards is not None
+    assert set(typed.dashboards.sinks) == {"ca-central-1", "ca-west-1"}
+    for region in ("ca-central-1", "ca-west-1"):
+        assert typed.sink_arn(region) == backup_outputs["dashboards"]["sinks"][region]
+        assert str(typed.sink_arn(region)).startswith(f"arn:aws:oam:{region}:{BACKUP}:sink/")
+    assert typed.sink_arn("us-east-1") is None
+    assert typed.audit is not None
+    assert typed.audit.reports_bucket == f"pgf-backup-reports-{BACKUP}"
+    assert str(typed.audit.key_arn).startswith(f"arn:aws:kms:ca-central-1:{BACKUP}:key/")
+
+
+def test_missing_sinks_are_named_per_region(project: Project, backup_outputs: dict[str, Any]) -> None:
+    cfg = project.load_config("lab")
+    without = {k: v for k, v in _copy(backup_outputs).items() if k != "dashboards"}
+    assert wiring.problems(cfg, without) == [
+        f"output 'dashboards.sinks.ca-central-1' is missing {SINK_HINT}",
+        f"output 'dashboards.sinks.ca-west-1' is missing {SINK_HINT}",
+    ]
+    one = _copy(backup_outputs)
+    del one["dashboards"]["sinks"]["ca-west-1"]
+    assert wiring.problems(cfg, one) == [f"output 'dashboards.sinks.ca-west-1' is missing {SINK_HINT}"]
+
+
+def test_sinks_are_needed_only_where_the_stack_links(
+    project: Project, backup_outputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without = {k: v for k, v in _copy(backup_outputs).items() if k != "dashboards"}
+    for dashboards in ({"enabled": True, "cross_account": False}, {"enabled": False}):
+        values = stack_values(project, "lab")
+        values["pgf-backup:dashboards"] = dashboards
+        assert wiring.problems(config_of(values), without) == []
+    # No link where CloudWatch cross-account observability is not offered (the observability builder's rule).
+    monkeypatch.setattr(availability, "oam_regions", lambda: frozenset({"ca-central-1"}))
+    assert wiring.problems(project.load_config("lab"), without) == [
+        f"output 'dashboards.sinks.ca-central-1' is missing {SINK_HINT}"
+    ]
+
+
+def test_restore_testing_in_a_workload_needs_the_reports_bucket(
+    project: Project, backup_outputs: dict[str, Any]
+) -> None:
+    values = stack_values(project, "prod")
+    values["pgf-backup:restore_testing"] = {"resource_types": ["S3", "DynamoDB"]}
+    testing = config_of(values)
+    assert wiring.problems(testing, backup_outputs) == []
+    without = {k: v for k, v in _copy(backup_outputs).items() if k != "audit"}
+    assert wiring.problems(testing, without) == [
+        f"output 'audit.reports_bucket' is missing {REPORTS_HINT}",
+        f"output 'audit.key_arn' is missing {REPORTS_HINT}",
+    ]
+    no_key = _copy(backup_outputs)
+    del no_key["audit"]["key_arn"]
+    assert wiring.problems(testing, no_key) == [f"output 'audit.key_arn' is missing {REPORTS_HINT}"]
+    # Without restore testing in the workload account, nothing of the audit is read.
+    assert wiring.problems(project.load_config("prod"), without) == []
+    values["pgf-backup:restore_testing"] = {"enabled": False}
+    assert wiring.problems(config_of(values), without) == []
+
+
+def test_new_outputs_of_the_wrong_shape_are_named() -> None:
+    with pytest.raises(ValueError, match=r"output 'dashboards\.sinks\.ca-central-1' is not what the backup stack"):
+        wiring.read({"dashboards": {"sinks": {"ca-central-1": {"arn": "arn:aws:oam:..."}}}})
+    with pytest.raises(ValueError, match=r"output 'audit' is not what the backup stack exports"):
+        wiring.read({"audit": "pgf-backup-reports-100000000010"})
+
+
+def test_the_workload_restore_tests_read_the_reports_bucket_through_the_model(backup_outputs: dict[str, Any]) -> None:
+    from pgf_backup.builders import restore_testing
+
+    bucket, key = restore_testing._reports_of(backup_outputs)
+    assert (bucket, key) == (backup_outputs["audit"]["reports_bucket"], backup_outputs["audit"]["key_arn"])
+    # No default bucket name or wildcard key any more: `problems` has refused such outputs before this runs.
+    with pytest.raises(ValueError, match=r"does not export audit\.reports_bucket and audit\.key_arn"):
+        restore_testing._reports_of({"audit": {"reports_bucket": bucket}})

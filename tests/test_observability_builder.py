@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from pgf_backup import availability
 from pgf_backup.builders import observability
 from pgf_backup.config import WorkloadStack
 from pgf_backup.project import Project
@@ -160,7 +161,7 @@ def test_sink_arn_reads_the_backup_output() -> None:
 def test_region_without_oam_gets_a_note(
     pulumi_mocks: Harness, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(observability, "oam_regions", lambda: frozenset({"ca-central-1"}))
+    monkeypatch.setattr(availability, "oam_regions", lambda: frozenset({"ca-central-1"}))
     sinks = {"ca-central-1": "arn:aws:oam:ca-central-1:100000000010:sink/0"}
     outputs = _workload(pulumi_mocks, project, pulumi.Output.from_input({"dashboards": {"sinks": sinks}}))
     assert [link["inputs"]["sinkIdentifier"] for link in pulumi_mocks.of_type("aws:oam/link:Link")] == [

@@ -31,11 +31,11 @@ INSTALL_HINT = (
     "--offline`) evaluates the stacks offline."
 )
 PREFLIGHT_SESSION = f"{PROJECT}-preflight"
-# Short-lived: preflight credentials only call sts:GetCallerIdentity, kms:GetKeyPolicy and
-# backup:DescribeRegionSettings.
+# Short-lived: preflight credentials only call sts:GetCallerIdentity, kms:GetKeyPolicy,
+# backup:DescribeRegionSettings, config:DescribeConfigurationRecorders and config:DescribeConfigurationRecorderStatus.
 PREFLIGHT_SESSION_SECONDS = 900
-# The operations that would deploy (or show) the plan: the live checks of database keys and region
-# settings run for them only.
+# The operations that would deploy (or show) the plan: the live checks of database keys, region
+# settings and AWS Config recording run for them only.
 LIVE_CHECKED_OPERATIONS = ("preview", "up")
 
 
@@ -748,55 +748,68 @@ def missing_recorded_types(recorders: Mapping[str, Any], statuses: Mapping[str, 
     return [t for t in AUDIT_RECORDED_TYPES if t not in covered]
 
 
-def config_recording_findings(
+def config_recording_warnings(
     configs: Mapping[str, StackConfig],
     stacks: Sequence[str],
     credentials: Mapping[str, Mapping[str, str]],
     config: ConfigFactory = config_client,
-) -> tuple[list[Problem], list[Problem]]:
-    """(problems, warnings): AWS Config records the backup resource types where a stack creates frameworks.
+) -> list[Problem]:
+    """Warnings: where a stack creates frameworks, AWS Config does not record the backup types (or cannot be asked).
 
-    Frameworks are created in each stack's primary region (`audit.enabled`). A refusal or an unreachable endpoint
-    leaves it unverified: a warning.
+    Frameworks are created in each stack's primary region (`audit.enabled`), except where AWS Config does not offer
+    AWS Backup's managed rules (pgf_backup.builders.audit.FRAMEWORKS_UNAVAILABLE). Not recording them does not stop
+    the rollout: AWS creates the frameworks anyway and shows them INACTIVE ("recording is turned off for all
+    resources governed by the framework") or PARTIALLY_ACTIVE, evaluating nothing until recording is turned on
+    (botocore's backup model, DescribeFrameworkOutput.FrameworkStatus;
+    https://docs.aws.amazon.com/aws-backup/latest/devguide/viewing-frameworks.html, "To correct a Partially active
+    or Inactive status"). The backups themselves do not depend on it, so the rollout goes on, with the warning.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    problems: list[Problem] = []
+    from pgf_backup.builders.audit import FRAMEWORKS_UNAVAILABLE
+
     warnings: list[Problem] = []
+    answers: dict[tuple[str, str], list[str] | str] = {}
     for stack in stacks:
         cfg = configs[stack]
         if not isinstance(cfg, VaultStack) or not cfg.audit.enabled:
             continue
         account, region = cfg.account_id, cfg.regions.primary
+        if region in FRAMEWORKS_UNAVAILABLE:
+            continue  # the audit builder creates no framework there
         where = f"AWS Config in account {account}, {region}"
         owner = credentials.get(account)
         if owner is None:
             warnings.append(Problem(f"{where}: unverified (preflight holds no deploy role credentials)", stack))
             continue
-        try:
-            client = config(region, owner)
-            missing = missing_recorded_types(
-                client.describe_configuration_recorders(), client.describe_configuration_recorder_status()
-            )
-        except (BotoCoreError, ClientError) as error:
+        if (account, region) not in answers:
+            try:
+                client = config(region, owner)
+                answers[account, region] = missing_recorded_types(
+                    client.describe_configuration_recorders(), client.describe_configuration_recorder_status()
+                )
+            except (BotoCoreError, ClientError) as error:
+                answers[account, region] = str(error)
+        answer = answers[account, region]
+        if isinstance(answer, str):
             warnings.append(
                 Problem(
-                    f"{where}: recording unverified ({error}); let the deploy role call "
+                    f"{where}: recording unverified ({answer}); let the deploy role call "
                     "config:DescribeConfigurationRecorders and config:DescribeConfigurationRecorderStatus",
                     stack,
                 )
             )
-            continue
-        if missing:
-            problems.append(
+        elif answer:
+            warnings.append(
                 Problem(
-                    f"{where} does not record {', '.join(missing)}: AWS Backup Audit Manager's frameworks evaluate "
-                    "nothing without them. Turn on a recorder that records them (or all supported types) "
-                    "and start it: https://docs.aws.amazon.com/aws-backup/latest/devguide/turning-on-resource-tracking.html",
+                    f"{where} does not record {', '.join(answer)}: AWS Backup Audit Manager's frameworks are "
+                    "created but evaluate nothing without them (framework status INACTIVE or PARTIALLY_ACTIVE, "
+                    "no compliance reports). Turn on a recorder that records them (or all supported types) and "
+                    "start it: https://docs.aws.amazon.com/aws-backup/latest/devguide/turning-on-resource-tracking.html",
                     stack,
                 )
             )
-    return problems, warnings
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,6 +889,7 @@ def run(
     sts: StsFactory = sts_client,
     kms: KmsFactory = kms_client,
     backup: BackupFactory = backup_client,
+    config: ConfigFactory = config_client,
     env: Mapping[str, str] | None = None,
 ) -> Checked:
     """Every check, cheapest first; AWS is only asked once the rest is sound. PreflightError if not."""
@@ -906,6 +920,7 @@ def run(
         region_problems, region_warnings = region_settings_findings(configs, stacks, credentials, backup)
         problems.extend(region_problems)
         warnings.extend(region_warnings)
+        warnings.extend(config_recording_warnings(configs, stacks, credentials, config))
     warnings.extend(management_warnings(project, configs, stacks, operation))
     if problems:
         raise PreflightError(problems, warnings)

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import botocore.session
 import pulumi
 
 from components.coverage import CoverageRule, CoverageRuleArgs, rules_for
@@ -23,6 +22,7 @@ from components.dashboards import (
     OrganizationDashboard,
     RestoreMetrics,
 )
+from pgf_backup import availability, backup_outputs
 from pgf_backup.config import BackupAccountStack, VaultStack, WorkloadStack, partition
 from pgf_backup.constants import (
     METRIC_NAMESPACE,
@@ -36,10 +36,6 @@ from pgf_backup.constants import (
 )
 from pgf_backup.providers import Providers
 
-# Where CloudWatch cross-account observability (the `oam` API) is offered: botocore's endpoint data.
-OAM_SERVICE = "oam"
-# The key of the backup stack's outputs the workload stacks read their region's sink from.
-SINKS_OUTPUT = ("dashboards", "sinks")
 RESTORE_METRICS = RestoreMetrics(METRIC_NAMESPACE, METRIC_RESTORE_DURATION, METRIC_RECOVERY_POINT_AGE)
 # What a workload account's link shares with the backup account: the dashboards' namespaces, nothing else.
 SHARED_NAMESPACES = (*AWS_NAMESPACES, METRIC_NAMESPACE)
@@ -53,11 +49,6 @@ _WIDGETS = (
     "test's duration and the age of the recovery point it restored. Values are sums per period; AWS Backup "
     "reports only nonzero values, so an empty graph means none."
 )
-
-
-def oam_regions() -> frozenset[str]:
-    """Regions whose endpoints botocore knows for the `oam` service (aws partition)."""
-    return frozenset(botocore.session.get_session().get_available_regions(OAM_SERVICE))
 
 
 def _oam_note(region: str) -> str:
@@ -123,7 +114,7 @@ def build_backup_account(cfg: BackupAccountStack, providers: Providers, job_aler
     elif not workloads:
         notes.append("dashboards: no organization dashboard: no workload account in accounts")
     else:
-        offered = oam_regions()
+        offered = availability.oam_regions()
         regions = [r for r in cfg.regions.all if r in offered]
         notes.extend(_oam_note(r) for r in cfg.regions.all if r not in offered)
         sinks: dict[str, pulumi.Output[str]] = {}
@@ -186,16 +177,14 @@ def build_backup_account(cfg: BackupAccountStack, providers: Providers, job_aler
 
 
 def _sink_arn(region: str, outputs: Mapping[str, Any]) -> str:
-    """The backup stack's sink in `region` (`dashboards.sinks.<region>`)."""
-    found: Any = outputs
-    for key in (*SINKS_OUTPUT, region):
-        found = found.get(key) if isinstance(found, Mapping) else None
-    if not isinstance(found, str):
+    """The backup stack's sink in `region` (`dashboards.sinks.<region>`, which `backup_outputs.problems` requires)."""
+    arn = backup_outputs.read(outputs).sink_arn(region)
+    if not arn:
         raise ValueError(
-            f"the backup stack does not export {'.'.join((*SINKS_OUTPUT, region))} (its dashboards.enabled and "
+            f"the backup stack does not export dashboards.sinks.{region} (its dashboards.enabled and "
             "dashboards.cross_account must be on, and it must be deployed first)"
         )
-    return found
+    return arn
 
 
 def build_workload(
@@ -304,13 +293,11 @@ def _links(
             "not given to the observability builder): the organization dashboard shows nothing for it"
         )
         return {}
-    offered = oam_regions()
+    linked = availability.linked_regions(cfg)
+    notes.extend(_oam_note(region) for region in cfg.regions.all if region not in linked)
     links: dict[str, Any] = {}
     label = f"{cfg.tags.application}-{cfg.tier}"
-    for region in cfg.regions.all:
-        if region not in offered:
-            notes.append(_oam_note(region))
-            continue
+    for region in linked:
         link = MonitoringLink(
             f"monitoring-link-{region}",
             MonitoringLinkArgs(

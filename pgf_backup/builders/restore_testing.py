@@ -16,6 +16,7 @@ on the tests' coverage.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,9 @@ from components.restore_testing import (
     RestoreValidatorArgs,
     SelectionArgs,
 )
+from pgf_backup import backup_outputs
 from pgf_backup.builders.audit import ReportsBucket
 from pgf_backup.config import BackupAccountStack, WorkloadStack, backup_regions, partition
-from pgf_backup.config.audit import Audit
 from pgf_backup.config.restore_testing import RestoreTesting, RestoreTestingType, selection_name
 from pgf_backup.constants import (
     METRIC_NAMESPACE,
@@ -247,20 +248,20 @@ def build_backup_account(
     return outputs
 
 
-def _reports_of(backup: dict[str, Any], cfg: WorkloadStack) -> tuple[str, str]:
-    """The backup account's reports bucket and key, from the backup stack's `audit` outputs (`reports_bucket`,
-    `key_arn`); the default bucket name when absent (Audit.bucket_name)."""
-    audit = backup.get("audit") or {}
-    bucket = audit.get("reports_bucket") or Audit().bucket_name(cfg.tags.application, cfg.backup_account_id)
-    # Without the key's ARN, the backup account's keys of the region: the reports key's policy is what admits this
-    # function's role (by aws:PrincipalArn), no other key of that account does.
-    region = cfg.regions.primary
-    key = audit.get("key_arn") or f"arn:{partition(region)}:kms:{region}:{cfg.backup_account_id}:key/*"
-    return str(bucket), str(key)
+def _reports_of(backup: Mapping[str, Any]) -> tuple[str, str]:
+    """The backup account's reports bucket and its key (`audit.reports_bucket`, `audit.key_arn`), which
+    `backup_outputs.problems` requires of the backup stack for a workload stack that restore-tests."""
+    audit = backup_outputs.read(backup).audit
+    if audit is None or not audit.reports_bucket or not audit.key_arn:
+        raise ValueError(
+            "the backup stack does not export audit.reports_bucket and audit.key_arn (its audit must be on, and it "
+            "must be deployed first)"
+        )
+    return audit.reports_bucket, audit.key_arn
 
 
 def build_workload(
-    cfg: WorkloadStack, providers: Providers, job_alerts: dict[str, Any], backup_outputs: pulumi.Output[dict[str, Any]]
+    cfg: WorkloadStack, providers: Providers, job_alerts: dict[str, Any], backup: pulumi.Output[dict[str, Any]]
 ) -> dict[str, Any]:
     """Restore testing in the workload account itself (`restore_testing` set in its stack file); the outputs."""
     rt = cfg.restore_testing
@@ -278,7 +279,7 @@ def build_workload(
     tests, kinds, notes = _plan(
         f"restore-tests-{tier}", _names(cfg, tier), tier, rt, vault_arn, alias, role_arn, providers
     )
-    reports = backup_outputs.apply(lambda outputs: _reports_of(outputs, cfg))
+    reports = backup.apply(_reports_of)
     bucket = reports.apply(lambda r: r[0])
     key_arn = reports.apply(lambda r: r[1])
     # The account's own buckets: the function compares a restored bucket with its source where it can list it.

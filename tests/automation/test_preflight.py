@@ -158,8 +158,9 @@ def test_self_managed_backends_need_a_passphrase_or_a_secrets_provider(project, 
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    """moto's AWS, with credentials of the identity that runs the rollout."""
+def aws(monkeypatch, project):
+    """moto's AWS, with credentials of the identity that runs the rollout; in each stack's account and primary
+    region, an AWS Config recorder records every supported type (AWS Backup Audit Manager's prerequisite)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -168,7 +169,38 @@ def aws(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
+        for account, region in sorted({(c.account_id, c.regions.primary) for c in load_configs(project, ALL).values()}):
+            _start_recorder(account, region)
         yield
+
+
+def _start_recorder(account: str, region: str) -> None:
+    """A running recorder of every supported type, as AWS's resource tracking page sets it up."""
+    client = _config_in(account, region)
+    role = f"arn:aws:iam::{account}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+    client.put_configuration_recorder(
+        ConfigurationRecorder={
+            "name": "default",
+            "roleARN": role,
+            "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": False},
+        }
+    )
+    client.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": f"config-bucket-{account}"})
+    client.start_configuration_recorder(ConfigurationRecorderName="default")
+
+
+def _config_in(account: str, region: str) -> Any:
+    """An AWS Config client in `account` (moto keeps accounts apart by the credentials' assumed role)."""
+    assumed = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/test-setup", RoleSessionName="test-setup"
+    )["Credentials"]
+    return boto3.client(
+        "config",
+        region_name=region,
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+    )
 
 
 def test_deploy_targets_assume_the_deploy_role_of_each_account(project):
@@ -576,6 +608,7 @@ def test_only_preview_and_up_read_the_keys(project, fake_pulumi, aws, operation)
         operation,
         kms=lambda region, credentials=None: pytest.fail(f"{operation} read a key"),
         backup=lambda region, credentials=None: pytest.fail(f"{operation} read the region settings"),
+        config=lambda region, credentials=None: pytest.fail(f"{operation} asked AWS Config"),
     )
     assert checked.warnings == []
 
@@ -738,6 +771,41 @@ def test_moto_does_not_answer_describe_region_settings(aws):
     client = boto3.client("backup", region_name="ca-central-1")
     with pytest.raises(ClientError, match="Not yet implemented"):
         client.describe_region_settings()
+
+
+# -- AWS Config recording, which AWS Backup Audit Manager's frameworks need (moto) ------------------
+
+
+@pytest.mark.parametrize("operation", ["preview", "up"])
+def test_a_missing_recorder_is_a_warning_that_does_not_stop_the_rollout(copy, fake_pulumi, aws, operation):
+    _lab_key(copy, [STATEMENT])
+    _config_in(LAB_ACCOUNT, "ca-central-1").delete_configuration_recorder(ConfigurationRecorderName="default")
+    checked = _run(copy, fake_pulumi, operation)
+    [warning] = checked.warnings
+    assert warning.stack == "lab"
+    assert warning.message.startswith(
+        f"AWS Config in account {LAB_ACCOUNT}, ca-central-1 does not record AWS::Backup::BackupPlan, "
+        "AWS::Backup::BackupSelection, AWS::Backup::BackupVault, AWS::Backup::RecoveryPoint: AWS Backup Audit "
+        "Manager's frameworks are created but evaluate nothing without them"
+    )
+
+
+def test_the_recorder_is_asked_in_each_stacks_account_with_its_deploy_role(copy, fake_pulumi, aws):
+    _lab_key(copy, [STATEMENT])
+    # Stopped in the backup account only: the lab account's recorder does not answer for it.
+    _config_in(BACKUP_ACCOUNT, "ca-central-1").stop_configuration_recorder(ConfigurationRecorderName="default")
+    checked = preflight.run(
+        copy,
+        ["backup", "lab"],
+        "up",
+        backend_url="https://api.pulumi.com",
+        cli_factory=lambda **kw: TrackedPulumiCommand(root=str(fake_pulumi), **kw),
+        backup=_as_configured(load_configs(copy, ["lab"])["lab"]),
+    )
+    recording = [w for w in checked.warnings if w.message.startswith("AWS Config")]
+    assert [(w.stack, w.message.split(" does not record")[0]) for w in recording] == [
+        ("backup", f"AWS Config in account {BACKUP_ACCOUNT}, ca-central-1")
+    ]
 
 
 # -- the management account's part -----------------------------------------------------------------

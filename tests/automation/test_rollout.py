@@ -159,6 +159,11 @@ def test_missing_outputs_are_named(project, backup_outputs):
         "output 'account_id' is missing",
         "output 'central_vaults.prod.ca-central-1.arn' is missing",
         "output 'air_gapped_vaults.prod.arn' is missing",
+        *(
+            f"output 'dashboards.sinks.{region}' is missing (the backup stack exports its sinks with "
+            "dashboards.enabled and dashboards.cross_account on; or set dashboards.cross_account: false in this stack)"
+            for region in ("ca-central-1", "ca-west-1")
+        ),
     ]
     without_prod = json.loads(json.dumps(backup_outputs))
     del without_prod["central_vaults"]["prod"]
