@@ -12,16 +12,18 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
 from pgf_backup.config import BackupAccountStack, ManagementStack, StackConfig, WorkloadStack, partition
-from pgf_backup.constants import TAG_BACKUP_TIER
+from pgf_backup.constants import AUDIT_REPORTS_PREFIX, TAG_BACKUP_TIER
 from pgf_backup.limits import RDS_DB_INSTANCE_ARN, lock_admits
 from pgf_backup.paths.evaluator import Decision, Principal, Request, Value, arn_account, decide, evaluate_document
+from pgf_backup.restore_testing.evidence import evidence_key
 
-Kind = Literal["copy", "restore", "guard", "data", "notification"]
+Kind = Literal["copy", "restore", "guard", "data", "notification", "evidence", "observability"]
 Verdict = Literal["ok", "broken", "unproven"]
-KINDS: Final[tuple[Kind, ...]] = ("copy", "restore", "guard", "data", "notification")
+KINDS: Final[tuple[Kind, ...]] = ("copy", "restore", "guard", "data", "notification", "evidence", "observability")
 
 VAULT = "aws:backup/vault:Vault"
 AIR_GAPPED_VAULT = "aws:backup/logicallyAirGappedVault:LogicallyAirGappedVault"
@@ -35,6 +37,11 @@ SELECTION = "aws:backup/selection:Selection"
 ORG_POLICY = "aws:organizations/policy:Policy"
 ROLE = "aws:iam/role:Role"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+REPORT_PLAN = "aws:backup/reportPlan:ReportPlan"
+SINK = "aws:oam/sink:Sink"
+SINK_POLICY = "aws:oam/sinkPolicy:SinkPolicy"
+LINK = "aws:oam/link:Link"
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
@@ -51,6 +58,10 @@ ACCOUNT_PLACEHOLDER: Final = "$account"
 ADMINISTRATOR_ROLE: Final = "Administrator"
 # Another account, outside the organization's rollout: it must read nothing.
 OUTSIDE_ACCOUNT: Final = "999999999999"
+# The TLS version of the requests AWS's services and our functions send: the lowest every AWS endpoint still accepts
+# ("updating the TLS configuration for all AWS service API endpoints to a minimum of version TLS 1.2",
+# https://aws.amazon.com/blogs/security/tls-1-2-required-for-aws-endpoints/), so a bucket must admit it.
+MIN_TLS: Final = "1.2"
 
 
 class PlannedStack(Protocol):
@@ -106,6 +117,30 @@ class VaultInfo:
     tier: str | None
 
 
+@dataclass(frozen=True)
+class BucketInfo:
+    """A planned bucket policy or default encryption: the bucket's account, region, policy and key."""
+
+    stack: str
+    name: str
+    account: str
+    region: str
+    policy: str | None
+    key_arn: str | None
+    bucket_key: bool
+
+
+@dataclass(frozen=True)
+class SinkInfo:
+    """A planned CloudWatch OAM sink and its sink policy."""
+
+    stack: str
+    arn: str
+    account: str
+    region: str
+    policy: str | None
+
+
 @dataclass
 class Inventory:
     """Every planned document of every stack, found by ARN or name."""
@@ -119,6 +154,8 @@ class Inventory:
     role_policies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # stack -> provider URN -> (account, region)
     providers: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    buckets: dict[str, BucketInfo] = field(default_factory=dict)  # bucket name -> its policy and default key
+    sinks: dict[str, SinkInfo] = field(default_factory=dict)  # sink arn -> its policy
 
     def vault(self, account: str, region: str, name: str) -> VaultInfo | None:
         """The planned vault of that name in that account and region."""
@@ -176,6 +213,8 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
         for role_name, policy_name, document in inline:
             if role_name in role_arns:
                 found.role_policies.setdefault(role_arns[role_name], []).append((policy_name, document))
+        found.buckets.update(_buckets(plan, providers))
+        found.sinks.update(_sinks(plan, providers))
         for resource in plan.resources:
             if resource["type"] not in (VAULT, AIR_GAPPED_VAULT) or not resource.get("arn"):
                 continue
@@ -203,6 +242,45 @@ def inventory(plans: Sequence[PlannedStack]) -> Inventory:
                 tier=tags.get(TAG_BACKUP_TIER) if isinstance(tags, Mapping) else None,
             )
     return found
+
+
+def _buckets(plan: PlannedStack, providers: Mapping[str, tuple[str, str]]) -> dict[str, BucketInfo]:
+    """The buckets of a stack with a planned policy or default encryption."""
+    policies: dict[str, str] = {}
+    encryption: dict[str, tuple[str | None, bool]] = {}
+    where: dict[str, tuple[str, str]] = {}
+    for resource in plan.resources:
+        inputs = resource.get("inputs") or {}
+        bucket = str(inputs.get("bucket") or "")
+        if resource["type"] == BUCKET_POLICY:
+            policies[bucket] = str(inputs.get("policy"))
+        elif resource["type"] == BUCKET_ENCRYPTION:
+            rule: Mapping[str, Any] = next(iter(inputs.get("rules") or []), {})
+            default = rule.get("applyServerSideEncryptionByDefault") or {}
+            key = str(default.get("kmsMasterKeyId") or "") if default.get("sseAlgorithm") == "aws:kms" else ""
+            encryption[bucket] = (key or None, bool(rule.get("bucketKeyEnabled")))
+        else:
+            continue
+        where[bucket] = _where(resource, providers)
+    found: dict[str, BucketInfo] = {}
+    for name, (account, region) in where.items():
+        key_arn, bucket_key = encryption.get(name, (None, False))
+        found[name] = BucketInfo(plan.stack, name, account, region, policies.get(name), key_arn, bucket_key)
+    return found
+
+
+def _sinks(plan: PlannedStack, providers: Mapping[str, tuple[str, str]]) -> dict[str, SinkInfo]:
+    """The OAM sinks of a stack and their policies (aws.oam.SinkPolicy's `sinkIdentifier` is the sink's ARN)."""
+    policies = {
+        str((r.get("inputs") or {}).get("sinkIdentifier")): str((r.get("inputs") or {}).get("policy"))
+        for r in plan.resources
+        if r["type"] == SINK_POLICY
+    }
+    return {
+        str(r["arn"]): SinkInfo(plan.stack, str(r["arn"]), *_where(r, providers), policies.get(str(r["arn"])))
+        for r in plan.resources
+        if r["type"] == SINK and r.get("arn")
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,10 +313,12 @@ class _Collector:
         decision: Decision,
         *,
         must_allow: bool = True,
+        detail: str = "",
     ) -> None:
         verdict, reason = _verdict(decision, must_allow=must_allow)
         who = request.principal.arn or request.principal.service
-        self.add(kind, stack, source, target, f"{request.action} by {who} on {request.resource}", verdict, reason)
+        text = f"{request.action} by {who} on {request.resource}" + (f" {detail}" if detail else "")
+        self.add(kind, stack, source, target, text, verdict, reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -836,6 +916,372 @@ def _check_export_key(out: _Collector, found: Inventory, stack: str, export: Exp
         out.decision("data", stack, export.role_arn, export.key_arn, request, decision)
 
 
+# ---------------------------------------------------------------------------------------------
+# Evidence: the audit reports bucket, written by the restore validators and AWS Backup Audit Manager
+
+
+@dataclass(frozen=True)
+class EvidenceFunction:
+    """A planned restore validation function that writes evidence: who it runs as, where its evidence goes."""
+
+    role_arn: str
+    bucket: str
+    key_arn: str
+    account: str
+    region: str
+
+
+def evidence_functions(plan: PlannedStack, providers: Mapping[str, tuple[str, str]]) -> list[EvidenceFunction]:
+    """The functions whose environment names an evidence bucket (EVIDENCE_BUCKET, EVIDENCE_KMS_KEY_ARN: what
+    pgf_backup/restore_testing/validator.py's Settings reads), sorted."""
+    found: list[EvidenceFunction] = []
+    for resource in plan.resources:
+        if resource["type"] != FUNCTION:
+            continue
+        inputs = resource.get("inputs") or {}
+        variables = (inputs.get("environment") or {}).get("variables") or {}
+        if not variables.get("EVIDENCE_BUCKET"):
+            continue
+        account, region = _where(resource, providers)
+        found.append(
+            EvidenceFunction(
+                role_arn=str(inputs.get("role")),
+                bucket=str(variables["EVIDENCE_BUCKET"]),
+                key_arn=str(variables.get("EVIDENCE_KMS_KEY_ARN") or ""),
+                account=account,
+                region=region,
+            )
+        )
+    return sorted(found, key=lambda f: (f.bucket, f.role_arn, f.region))
+
+
+def _object(bucket: BucketInfo, key: str, part: str) -> str:
+    return f"arn:{part}:s3:::{bucket.name}/{key}"
+
+
+def _s3_kms_context(bucket: BucketInfo, obj: str, caller_account: str) -> dict[str, Value]:
+    """The condition keys of the KMS call S3 makes for an SSE-KMS upload on the uploader's behalf."""
+    # KMS sees the uploader as the caller, kms:ViaService the S3 endpoint of the bucket's region (an SSE-KMS key is in
+    # the bucket's region: "You can use only KMS keys that are available in the same AWS Region as the bucket",
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html) and kms:CallerAccount the
+    # uploader's account (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html). S3's encryption
+    # context is `aws:s3:arn`, the object's ARN, or the bucket's with an S3 Bucket Key
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context), which a key
+    # policy reads as kms:EncryptionContext:aws:s3:arn (conditions-kms.html#conditions-kms-encryption-context).
+    context = obj.split("/", 1)[0] if bucket.bucket_key else obj
+    return {
+        "kms:ViaService": f"s3.{bucket.region}.amazonaws.com",
+        "kms:CallerAccount": caller_account,
+        "kms:EncryptionContext:aws:s3:arn": context,
+    }
+
+
+def _tls(**headers: Value) -> dict[str, Value]:
+    # aws:SecureTransport and s3:TlsVersion are in every S3 request
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html).
+    return {"aws:SecureTransport": True, "s3:TlsVersion": MIN_TLS, **headers}
+
+
+def check_evidence(out: _Collector, found: Inventory, plan: PlannedStack) -> None:
+    """The restore validators' evidence and AWS Backup Audit Manager's reports, into the audit reports bucket."""
+    providers = found.providers[plan.stack]
+    for function in evidence_functions(plan, providers):
+        _check_evidence_writer(out, found, plan.stack, function)
+    _check_report_delivery(out, found, plan, providers)
+
+
+def _check_evidence_writer(out: _Collector, found: Inventory, stack: str, function: EvidenceFunction) -> None:
+    """A validator writes under restore-tests/<its account>/ with its key, nowhere else; it deletes nothing."""
+    part = partition(function.region)
+    target = f"arn:{part}:s3:::{function.bucket}"
+    bucket = found.buckets.get(function.bucket)
+    if bucket is None or bucket.policy is None:
+        out.add(
+            "evidence",
+            stack,
+            function.role_arn,
+            target,
+            "s3:PutObject of restore test evidence",
+            "unproven",
+            f"no stack of the plan writes the policy of {function.bucket}: it cannot be read",
+        )
+        return
+    role = Principal(arn=function.role_arn)
+    # The object the function writes (evidence.evidence_key of a restore job of its account and region), another
+    # account's evidence, and AWS Backup Audit Manager's reports (a forged report).
+    completed = datetime(2025, 1, 1, tzinfo=UTC)
+    job = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+    own = _object(bucket, evidence_key(function.account, function.region, completed, job), part)
+    others = [
+        _object(bucket, evidence_key(OUTSIDE_ACCOUNT, function.region, completed, job), part),
+        _object(
+            bucket, f"{AUDIT_REPORTS_PREFIX}/Backup/{function.account}/{function.region}/2025/01/01/forged.csv", part
+        ),
+    ]
+    # The validator's put_object sends ServerSideEncryption=aws:kms and SSEKMSKeyId=its key when it has one
+    # (validator.validate_restore): the headers x-amz-server-side-encryption and -aws-kms-key-id
+    # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html), condition keys of the same names
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
+    sse: dict[str, Value] = (
+        {
+            "s3:x-amz-server-side-encryption": "aws:kms",
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": function.key_arn,
+        }
+        if function.key_arn
+        else {}
+    )
+    # (request, must AWS allow it). Deleting is refused: the evidence is versioned, so DeleteObject would hide it
+    # behind a delete marker and DeleteObjectVersion would remove it
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html).
+    requests: list[tuple[Request, bool]] = [(Request(role, "s3:PutObject", own, _tls(**sse)), True)]
+    requests += [(Request(role, "s3:PutObject", other, _tls(**sse)), False) for other in others]
+    requests += [
+        (Request(role, action, own, _tls()), False) for action in ("s3:DeleteObject", "s3:DeleteObjectVersion")
+    ]
+    name = f"bucket policy of {bucket.name}"
+    for request, allowed in requests:
+        decision = _with_identity(found, request, bucket.account, bucket.policy, name)
+        out.decision("evidence", stack, function.role_arn, target, request, decision, must_allow=allowed)
+    if not function.key_arn:
+        return
+    key = found.keys.get(function.key_arn)
+    if key is None:
+        out.add(
+            "evidence",
+            stack,
+            function.role_arn,
+            function.key_arn,
+            "kms:GenerateDataKey through S3",
+            "unproven",
+            "the evidence key is not in the plan: its key policy cannot be read",
+        )
+        return
+    # A single PutObject with SSE-KMS needs kms:GenerateDataKey on the key
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html); the evidence is small, never a
+    # multipart upload, so no kms:Decrypt. The data key of another prefix (a forged report) is refused.
+    policy = str((key[1].get("inputs") or {}).get("policy"))
+    key_name = f"key policy of {key[1]['name']}"
+    for obj, allowed in ((own, True), (others[1], False)):
+        context = _s3_kms_context(bucket, obj, arn_account(function.role_arn))
+        request = Request(role, "kms:GenerateDataKey", function.key_arn, context)
+        decision = _with_identity(found, request, arn_account(function.key_arn), policy, key_name, key_policy=True)
+        detail = f"for {context['kms:EncryptionContext:aws:s3:arn']}"
+        out.decision(
+            "evidence", stack, function.role_arn, function.key_arn, request, decision, must_allow=allowed, detail=detail
+        )
+
+
+def _report_object(resource: Mapping[str, Any], account: str, region: str) -> tuple[str, str]:
+    """(bucket, object key) of a report a report plan delivers."""
+    # "AWS Backup delivers your current account, current Region reports to s3://bucket/prefix/Backup/accountID/Region/
+    # year/month/day/report-name", cross-account ones under Backup/crossaccount/Region/ and cross-Region ones under
+    # Backup/accountID/crossregion/ (https://docs.aws.amazon.com/aws-backup/latest/devguide/create-report-plan-console.html).
+    inputs = resource.get("inputs") or {}
+    channel = inputs.get("reportDeliveryChannel") or {}
+    setting = inputs.get("reportSetting") or {}
+    prefix = str(channel.get("s3KeyPrefix") or "").strip("/")
+    if len(setting.get("accounts") or []) > 1:
+        where = f"Backup/crossaccount/{region}"
+    elif len(setting.get("regions") or []) > 1:
+        where = f"Backup/{account}/crossregion"
+    else:
+        where = f"Backup/{account}/{region}"
+    key = "/".join(part for part in (prefix, where, "2025/01/01", str(inputs.get("name"))) if part)
+    return str(channel.get("s3BucketName")), key
+
+
+def _reports_role(part: str, account: str) -> Principal:
+    # The service-linked role AWS Backup Audit Manager delivers reports with (components/audit.py, REPORTS_ROLE_PATH).
+    from components.audit import REPORTS_ROLE_PATH
+
+    return Principal(arn=f"arn:{part}:iam::{account}:{REPORTS_ROLE_PATH}")
+
+
+def _check_report_delivery(
+    out: _Collector, found: Inventory, plan: PlannedStack, providers: Mapping[str, tuple[str, str]]
+) -> None:
+    """Each report plan's delivery to its bucket and key, by the account's service-linked role; another account's
+    Audit Manager is refused (once per bucket)."""
+    reports = sorted(
+        (r for r in plan.resources if r["type"] == REPORT_PLAN),
+        key=lambda r: str((r.get("inputs") or {}).get("name")),
+    )
+    outsiders: set[str] = set()
+    for resource in reports:
+        account, region = _where(resource, providers)
+        part = partition(region)
+        name, key = _report_object(resource, account, region)
+        source = str(resource.get("arn") or f"report plan {(resource.get('inputs') or {}).get('name')}")
+        target = f"arn:{part}:s3:::{name}"
+        bucket = found.buckets.get(name)
+        if bucket is None or bucket.policy is None:
+            out.add(
+                "evidence",
+                plan.stack,
+                source,
+                target,
+                "s3:PutObject of a report",
+                "unproven",
+                f"no stack of the plan writes the policy of {name}: it cannot be read",
+            )
+            continue
+        obj = _object(bucket, key, part)
+        # AWS's sample bucket policy admits the service-linked role's PutObject with "s3:x-amz-acl":
+        # "bucket-owner-full-control" (create-report-plan-console.html): the delivery sends that ACL. No AWS page says
+        # it sends encryption headers: the bucket's default encryption applies. The role's own policy
+        # (AWSServiceRolePolicyForBackupReports,
+        # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSServiceRolePolicyForBackupReports.html)
+        # grants no S3 write and no KMS action: the bucket and key policies alone must admit it.
+        headers = _tls(**{"s3:x-amz-acl": "bucket-owner-full-control"})
+        delivery = [(_reports_role(part, account), True)]
+        if name not in outsiders:
+            outsiders.add(name)
+            # AWS Backup Audit Manager of another account (whose IAM is assumed to allow everything).
+            delivery.append((_reports_role(part, OUTSIDE_ACCOUNT), False))
+        for role, allowed in delivery:
+            who = source if allowed else f"AWS Backup Audit Manager of account {OUTSIDE_ACCOUNT}"
+            request = Request(role, "s3:PutObject", obj, headers)
+            decision = decide(
+                request,
+                resource_account=bucket.account,
+                resource_policy=bucket.policy,
+                resource_policy_name=f"bucket policy of {name}",
+                identity_allows=not allowed,
+            )
+            out.decision("evidence", plan.stack, who, target, request, decision, must_allow=allowed)
+            _check_report_key(out, found, plan.stack, (who, bucket, obj), role, allowed)
+
+
+def _check_report_key(  # noqa: PLR0917 - the delivery, who sends it, and whether AWS must allow it
+    out: _Collector,
+    found: Inventory,
+    stack: str,
+    delivery: tuple[str, BucketInfo, str],
+    role: Principal,
+    allowed: bool,
+) -> None:
+    """The bucket key's data keys for a report: the key policy must name the service-linked role."""
+    who, bucket, obj = delivery
+    if bucket.key_arn is None:
+        return  # no KMS key of ours (SSE-S3)
+    key = found.keys.get(bucket.key_arn)
+    if key is None:
+        out.add(
+            "evidence",
+            stack,
+            who,
+            bucket.key_arn,
+            "kms:GenerateDataKey, kms:Decrypt through S3",
+            "unproven",
+            "the bucket key is not in the plan: its key policy cannot be read",
+        )
+        return
+    # "The Principal attribute must include the Backup Audit Manager service-linked role ... The Action attribute must
+    # include kms:GenerateDataKey and kms:Decrypt at minimum"
+    # (https://docs.aws.amazon.com/aws-backup/latest/devguide/create-report-plan-api.html).
+    context = _s3_kms_context(bucket, obj, role.account)
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        request = Request(role, action, bucket.key_arn, context)
+        decision = decide(
+            request,
+            resource_account=arn_account(bucket.key_arn),
+            resource_policy=str((key[1].get("inputs") or {}).get("policy")),
+            resource_policy_name=f"key policy of {key[1]['name']}",
+            identity_allows=not allowed,
+            key_policy=True,
+        )
+        out.decision("evidence", stack, who, bucket.key_arn, request, decision, must_allow=allowed)
+        if not allowed:
+            return  # one refusal proves the outsider gets no data key
+
+
+# ---------------------------------------------------------------------------------------------
+# Observability: the workload accounts' links to the backup account's OAM sinks
+
+# A resource type a link could share besides metrics (PutSinkPolicy lists "Log groups - Specify with
+# AWS::Logs::LogGroup", https://docs.aws.amazon.com/OAM/latest/APIReference/API_PutSinkPolicy.html).
+LOG_GROUPS: Final = "AWS::Logs::LogGroup"
+
+
+def _link_request(principal: Principal, sink: str, types: Sequence[str], tags: Mapping[str, Any]) -> Request:
+    """oam:CreateLink as the source account sends it."""
+    # CreateLink: "The sink policy must permit the source account to link to it"
+    # (https://docs.aws.amazon.com/OAM/latest/APIReference/API_CreateLink.html). Its condition keys are
+    # oam:ResourceTypes (the link's ResourceTypes), aws:RequestTag/${TagKey} and aws:TagKeys (the link's Tags)
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchobservabilityaccessmanager.html).
+    context: dict[str, Value] = {"oam:ResourceTypes": list(types)}
+    if tags:
+        context["aws:TagKeys"] = sorted(str(k) for k in tags)
+        context.update({f"aws:RequestTag/{k}": str(v) for k, v in sorted(tags.items())})
+    return Request(principal, "oam:CreateLink", sink, context)
+
+
+def check_observability(out: _Collector, found: Inventory, plan: PlannedStack, cfg: StackConfig) -> None:
+    """Each link of this stack may join its sink, sharing metrics only; another account may not link to our sinks."""
+    from components.dashboards import METRIC_RESOURCE_TYPE
+
+    providers = found.providers[plan.stack]
+    links = sorted(
+        (r for r in plan.resources if r["type"] == LINK),
+        key=lambda r: (str((r.get("inputs") or {}).get("sinkIdentifier")), str(r.get("arn") or r["name"])),
+    )
+    for resource in links:
+        inputs = resource.get("inputs") or {}
+        account, region = _where(resource, providers)
+        sink_arn = str(inputs.get("sinkIdentifier"))
+        source = str(resource.get("arn") or f"link {resource['name']} ({account}, {region})")
+        sink = found.sinks.get(sink_arn)
+        if sink is None:
+            out.add(
+                "observability",
+                plan.stack,
+                source,
+                sink_arn,
+                "oam:CreateLink",
+                "broken",
+                f"no stack of the plan creates the sink {sink_arn}: the link cannot be created",
+            )
+            continue
+        # The link is created by the stack's deploy role (the provider assumes it); its own IAM policies are the
+        # deploy role's, outside the plan, and assumed to allow oam:CreateLink: the sink policy decides.
+        deployer = Principal(arn=cfg.role_arn(account, cfg.iam.deploy_role, region))
+        types = [str(t) for t in inputs.get("resourceTypes") or []]
+        tags = inputs.get("tags") or {}
+        # (resource types, must AWS allow it): the planned link; the same link sharing log groups too.
+        for shared, allowed in ((types, True), ([*types, LOG_GROUPS], False)):
+            request = _link_request(deployer, sink.arn, shared, tags)
+            decision = decide(
+                request,
+                resource_account=sink.account,
+                resource_policy=sink.policy,
+                resource_policy_name=f"sink policy of {sink.arn}",
+            )
+            detail = f"sharing {', '.join(shared)}"
+            out.decision(
+                "observability", plan.stack, source, sink.arn, request, decision, must_allow=allowed, detail=detail
+            )
+    for sink in sorted((s for s in found.sinks.values() if s.stack == plan.stack), key=lambda s: s.arn):
+        # Another account's link sharing metrics is refused.
+        outsider = _role(partition(sink.region), OUTSIDE_ACCOUNT, cfg.iam.deploy_role)
+        request = _link_request(outsider, sink.arn, [METRIC_RESOURCE_TYPE], {})
+        decision = decide(
+            request,
+            resource_account=sink.account,
+            resource_policy=sink.policy,
+            resource_policy_name=f"sink policy of {sink.arn}",
+        )
+        out.decision(
+            "observability",
+            plan.stack,
+            f"account {OUTSIDE_ACCOUNT}",
+            sink.arn,
+            request,
+            decision,
+            must_allow=False,
+            detail=f"sharing {METRIC_RESOURCE_TYPE}",
+        )
+
+
 def check_notifications(out: _Collector, found: Inventory, plan: PlannedStack, account: str) -> None:
     """AWS Backup, EventBridge and CloudWatch alarms may publish to the encrypted topics; the services may assume
     their roles (AWS Backup, EventBridge Scheduler from this account's schedule group only, Lambda)."""
@@ -1010,6 +1456,8 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
         if isinstance(cfg, BackupAccountStack):
             check_guards(out, found, plan.stack, cfg)
             check_notifications(out, found, plan, cfg.account_id)
+            check_evidence(out, found, plan)
+            check_observability(out, found, plan, cfg)
             continue
         # The ARNs the program itself selects the configured databases by (its `databases` output).
         databases = [str(d["arn"]) for d in (plan.outputs.get("databases") or {}).values()]
@@ -1026,6 +1474,8 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
         check_data(out, plan, cfg)
         check_exports(out, found, plan)
         check_notifications(out, found, plan, cfg.account_id)
+        check_evidence(out, found, plan)
+        check_observability(out, found, plan, cfg)
     # The mock runtime registers resources in no fixed order: sort, so a report reads the same on every run.
     order = {plan.stack: index for index, plan in enumerate(plans)}
     return sorted(out.results, key=lambda r: (order[r.stack], r.kind, r.source, r.target, r.request, r.verdict))
