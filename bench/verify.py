@@ -53,6 +53,40 @@ TAGS = [
 ]
 
 
+def page_as_aws_documents() -> None:
+    """Two labelled shims. moto's GetResources also ends a page at 100 tags when TagsPerPage is not sent (its default),
+    a limit AWS documents only for a TagsPerPage the caller sends ("A limit that restricts the number of tags ...";
+    botocore's resourcegroupstaggingapi model, GetResourcesInput.TagsPerPage). verify sends ResourcesPerPage alone,
+    as that model recommends ("AWS recommends using ResourcesPerPage instead of this parameter"): here moto then pages
+    by ResourcesPerPage only, as AWS documents it."""
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    original = ResourceGroupsTaggingAPIBackend.get_resources
+
+    def get_resources(self: Any, **kwargs: Any) -> Any:
+        kwargs["tags_per_page"] = 10**9
+        return original(self, **kwargs)
+
+    ResourceGroupsTaggingAPIBackend.get_resources = get_resources  # type: ignore[method-assign]
+
+    # moto's S3 backend is global: its GetResources returns every bucket in every region, where AWS returns "the
+    # tagged or previously tagged resources that are located in the specified Region" (botocore's model,
+    # GetResources). Here a bucket is listed in its own region only.
+    from moto.s3.models import s3_backends
+
+    listing = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def in_region(self: Any, **kwargs: Any) -> Any:
+        buckets = s3_backends[self.account_id]["aws"].buckets
+        for resource in listing(self, **kwargs):
+            name = resource.arn.removeprefix("arn:aws:s3:::")
+            if name != resource.arn and name in buckets and buckets[name].region_name != self.region_name:
+                continue
+            yield resource
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = in_region  # type: ignore[method-assign]
+
+
 def aws_client(service: str, region: str) -> Any:
     """A boto3 client (moto answers), untyped: the bench passes it plain dicts."""
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
@@ -143,6 +177,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=150)
     parser.add_argument("--clusters", type=int, default=50)
     args = parser.parse_args()
+    page_as_aws_documents()
     project = Project.find(ROOT)
     cfg = project.load_config("prod")
     assert isinstance(cfg, WorkloadStack)
@@ -240,11 +275,10 @@ def main() -> None:
             print(f"{operation:<34}{calls.get(operation, 0):>7}{minimum.get(operation, 0):>9}")
     total, least = sum(calls.values()), sum(minimum.values())
     print(f"{'total':<34}{total:>7}{least:>9}   ratio {total / least:.3f} (target <= 1.1)")
-    # moto's GetResources ends its pages well before ResourcesPerPage (at under 100 tags, counting the tags of
-    # resources its type filter then drops), a limit AWS documents only when TagsPerPage is sent; verify sends
-    # ResourcesPerPage alone, as botocore's model recommends. The rest, without it:
-    rest, rest_least = total - calls["GetResources"], least - minimum["GetResources"]
-    print(f"{'total without GetResources':<34}{rest:>7}{rest_least:>9}   ratio {rest / rest_least:.3f}")
+    print(
+        "GetResources as AWS documents it: paged by ResourcesPerPage only, a bucket in its own region only "
+        "(page_as_aws_documents, a labelled shim of moto)"
+    )
     print(f"wall time {elapsed:.1f} s (moto in-process); summary: {report.summary()['by_status']}")
 
 
