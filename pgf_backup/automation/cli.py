@@ -14,6 +14,7 @@ from pgf_backup.automation import (
     exports_command,
     plan_command,
     restore_command,
+    runbook_command,
     verify_command,
 )
 from pgf_backup.automation.arguments import Parser, UsageError, project_folder
@@ -32,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     # Every command registers the same way: its module adds its parser and sets its handler.
-    for module in (plan_command, driver, exports_command, verify_command, drill_command, restore_command):
+    for module in (
+        plan_command,
+        driver,
+        exports_command,
+        verify_command,
+        drill_command,
+        restore_command,
+        runbook_command,
+    ):
         module.add_commands(sub)
     return parser
 
