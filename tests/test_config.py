@@ -527,7 +527,7 @@ def test_bad_management_config_is_refused_naming_the_key(project: Project, mutat
 def test_management_keys_name_what_is_allowed(project: Project) -> None:
     with pytest.raises(ConfigError) as caught:
         config_of(_management(project, _set("vaults", {"lab": {"tier": "lab"}})))
-    assert "allowed keys: accounts, iam, organization, regions, role, scheduling, tags" in str(caught.value)
+    assert "allowed keys: accounts, iam, operations, organization, regions, role, scheduling, tags" in str(caught.value)
 
 
 @pytest.mark.parametrize("stack", ["backup", "lab"])
