@@ -51,6 +51,8 @@ class BackupPlanArgs:
     service_role_arn: pulumi.Input[str]
     # Tag conditions every selected resource must match (AND), e.g. backup:tier=prod.
     tag_conditions: Mapping[str, str]
+    # Tag values a selected resource must not carry (AND): the other plans' routing tags (pgf_backup PlanVariant).
+    tag_not_equals: Sequence[tuple[str, str]] = ()
     resources: Sequence[pulumi.Input[str]] = ()
     not_resources: Sequence[str] = ()
     # What the tag selection covers before its conditions: everything, or ARN patterns (a resource type).
@@ -141,7 +143,12 @@ class BackupPlan(pulumi.ComponentResource):
                     string_equals=[
                         aws.backup.SelectionConditionStringEqualArgs(key=f"aws:ResourceTag/{key}", value=value)
                         for key, value in args.tag_conditions.items()
+                    ],
+                    string_not_equals=[
+                        aws.backup.SelectionConditionStringNotEqualArgs(key=f"aws:ResourceTag/{key}", value=value)
+                        for key, value in args.tag_not_equals
                     ]
+                    or None,
                 )
             ],
             opts=opts,

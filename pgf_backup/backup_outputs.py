@@ -68,6 +68,14 @@ class AuditOutput(_Output):
     key_arn: str | None = None
 
 
+class VaultOutput(_Output):
+    """One of the backup account's vaults in one region (`vaults.<key>.<region>`)."""
+
+    tier: str | None = None
+    name: str | None = None
+    arn: str | None = None
+
+
 class BackupStackOutputs(_Output):
     """What the backup stack exports for the others (its other outputs are for operators)."""
 
@@ -78,6 +86,8 @@ class BackupStackOutputs(_Output):
     backup_policies: dict[str, BackupPolicyOutput] = {}
     dashboards: DashboardsOutput | None = None
     audit: AuditOutput | None = None
+    # Every vault by key and region: a workload stack's routed vault copies into the vault of the same key.
+    vaults: dict[str, dict[str, VaultOutput]] = {}
 
     def sink_arn(self, region: str) -> str | None:
         """The ARN of the backup account's monitoring sink in `region` (`dashboards.sinks.<region>`)."""
@@ -119,6 +129,14 @@ def destination_arn(cfg: WorkloadStack, target: CopyTarget, outputs: Mapping[str
     return str(arn)
 
 
+def routed_vault_arn(cfg: WorkloadStack, key: str, outputs: Mapping[str, Any]) -> str:
+    """The backup account's vault `key` in the primary region: where a routed vault's copies land."""
+    vault = read(outputs).vaults.get(key, {}).get(cfg.regions.primary)
+    if vault is None or not vault.arn:
+        raise ValueError(f"output 'vaults.{key}.{cfg.regions.primary}.arn' is missing")
+    return vault.arn
+
+
 def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
     """Everything that keeps this workload stack from using the backup stack's outputs (empty: none)."""
     if not isinstance(cfg, WorkloadStack):
@@ -138,6 +156,7 @@ def problems(cfg: StackConfig, outputs: Mapping[str, Any]) -> list[str]:
         found.extend(_policy_problems(cfg, typed))
     else:
         found.extend(_copy_problems(cfg, typed))
+        found.extend(_routed_problems(cfg, typed))
     found.extend(_sink_problems(cfg, typed))
     found.extend(_reports_problems(cfg, typed))
     return found
@@ -177,6 +196,24 @@ def _copy_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
                     f"{rule.key('plan', name)}: a copy kept {days} days lands in {arn}, whose lock allows "
                     f"{lock.min}-{lock.max} days; AWS Backup would fail the copy"
                 )
+    return found
+
+
+def _routed_problems(cfg: WorkloadStack, typed: BackupStackOutputs) -> list[str]:
+    """Account mode: each routed vault (vaults per criticality) has its twin of the same key and tier in the backup
+    account when the plan copies there."""
+    if cfg.plan is None or "backup_account" not in cfg.copy_targets():
+        return []
+    found: list[str] = []
+    for key in cfg.routed_vault_keys:
+        vault = typed.vaults.get(key, {}).get(cfg.regions.primary)
+        if vault is None or not vault.arn:
+            found.append(
+                f"output 'vaults.{key}.{cfg.regions.primary}.arn' is missing (vaults.{key} of this stack copies to "
+                f"the backup account's vault of the same key: declare vaults.{key} with tier {cfg.tier} there)"
+            )
+        elif vault.tier not in (None, cfg.tier):
+            found.append(f"vaults.{key}: the backup account's vault {key!r} is of tier {vault.tier}, not {cfg.tier}")
     return found
 
 

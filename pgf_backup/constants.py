@@ -25,6 +25,8 @@ TAG_BACKUP_TIER: Final = "backup:tier"
 TAG_RETENTION_DAYS: Final = "backup:retention_days"
 TAG_COPY_TO_REGION: Final = "backup:copy_to_region"
 TAG_COPY_TO_ACCOUNT: Final = "backup:copy_to_account"
+# Routes an S3 bucket to one of its stack's vaults (vaults per criticality, e.g. files before and after processing).
+TAG_BACKUP_VAULT: Final = "backup:vault"
 TAG_DATA_CLASSIFICATION: Final = "data:classification"
 TAG_APPLICATION: Final = "application"
 STRATEGY_TAG_KEYS: Final = (
@@ -33,6 +35,7 @@ STRATEGY_TAG_KEYS: Final = (
     TAG_RETENTION_DAYS,
     TAG_COPY_TO_REGION,
     TAG_COPY_TO_ACCOUNT,
+    TAG_BACKUP_VAULT,
     TAG_DATA_CLASSIFICATION,
     TAG_APPLICATION,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ from pgf_backup.config import (
     ConfigError,
     CopyTarget,
     ManagementStack,
+    Plan,
+    PlanVariant,
     ScheduledExport,
     StackConfig,
     Tier,
@@ -618,64 +621,162 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
 
     plan = cfg.plan
     assert plan is not None
-    primary, copy = cfg.regions.primary, cfg.regions.copy_region
+    copy = cfg.regions.copy_region
     targets = cfg.copy_targets()
-    all_rules = plan.all_rules()
     destinations: dict[CopyTarget, pulumi.Input[str]] = {
         target: checked.apply(functools.partial(backup_outputs.destination_arn, cfg, target))
         for target in backup_outputs.needed_targets(cfg)
     }
     if "copy_region" in targets and copy is not None:
         destinations["copy_region"] = local[copy].vault_arn
-    plan_name = cfg.plan_name(tier)
     conditions = tag_conditions(tier, cfg.tags.application, plan.selection.scope_application)
     listed = [*plan.selection.resources, *protected_arns]
+    routes = {arn: _route(cfg, plan, arn) for arn in listed}
+    variants = cfg.plan_variants(plan)
+    # A routed vault's copies land in the backup account's vault of the same key (`vaults` output).
+    routed_central: dict[str, pulumi.Input[str]] = {
+        key: checked.apply(functools.partial(backup_outputs.routed_vault_arn, cfg, key))
+        for key in cfg.routed_vault_keys
+    }
+    plan_arns: dict[str, pulumi.Output[str]] = {}
+    for variant in variants:
+        mine = [arn for arn in listed if routes[arn] == (variant.vault, variant.retention_days)]
+        # The ARNs another plan lists stay out of this one's tag selection: one resource, one plan, even when a
+        # resource's tags disagree with its routing in the config.
+        others = [arn for arn in listed if arn not in mine]
+        built = _variant_plans(
+            cfg, variant, vaults, destinations, targets, conditions, role, providers, mine, others, routed_central
+        )
+        plan_arns.update(built)
+    default = variants[0]
+    outputs["plan_arn"] = plan_arns[default.plan_name]
+    if f"{default.plan_name}-standard-vaults" in plan_arns:
+        outputs["standard_vaults_plan_arn"] = plan_arns[f"{default.plan_name}-standard-vaults"]
+    if len(variants) > 1:
+        outputs["backup_plans"] = plan_arns
+    continuous = next((name for name, rule in plan.all_rules().items() if rule.continuous), None)
+    _selection_summary(outputs, f"plan {default.plan_name}, selection by ARN", continuous)
+    _routing_summary(cfg, outputs, variants, routes)
+    outputs["copy_destinations"] = dict(destinations)
+    return outputs
+
+
+def _route(cfg: WorkloadStack, plan: Plan, arn: str) -> tuple[str, int]:
+    """(vault key, retention class) of a resource the stack lists by ARN: its routing tags in the config."""
+    name = arn.rsplit(":", 1)[-1]
+    bucket = cfg.buckets.get(name) if ":s3:::" in arn else None
+    database = cfg.databases.get(name) if ":rds:" in arn else None
+    vault = (bucket.vault if bucket else None) or cfg.vault_key
+    days = (bucket.retention_days if bucket else database.retention_days if database else None) or (
+        plan.default_retention
+    )
+    return vault, days
+
+
+def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, copies, role and what it lists
+    cfg: WorkloadStack,
+    variant: PlanVariant,
+    vaults: dict[str, dict[str, BackupVault]],
+    destinations: Mapping[CopyTarget, pulumi.Input[str]],
+    targets: Sequence[CopyTarget],
+    conditions: Mapping[str, str],
+    role: BackupServiceRole,
+    providers: Providers,
+    mine: Sequence[str],
+    others: Sequence[str],
+    routed_central: Mapping[str, pulumi.Input[str]],
+) -> dict[str, pulumi.Output[str]]:
+    """The plan of one (vault, retention class), and its twin for RDS DB instances when it copies to an air-gapped
+    vault; {plan name: plan ARN}."""
+    tier, primary, copy = cfg.tier, cfg.regions.primary, cfg.regions.copy_region
+    plan = variant.plan
+    selection = cfg.plan.selection if cfg.plan else None
+    not_listed = [*(selection.not_resources if selection else ()), *others]
+    resource_name = f"plan-{tier}" + (f"-{variant.suffix}" if variant.suffix else "")
+    common: dict[str, Any] = {
+        "target_vault_name": vaults[variant.vault][primary].vault_name,
+        "service_role_arn": role.role_arn,
+        "tag_conditions": {**conditions, **variant.equals},
+        "tag_not_equals": variant.not_equals,
+    }
+    if not variant.default_vault:
+        # A routed vault holds buckets (files before and after processing): its plan selects S3 buckets only,
+        # copies to its own twin in the backup account and in the copy region, never to the air-gapped vault.
+        here: dict[CopyTarget, pulumi.Input[str]] = {}
+        if "backup_account" in targets:
+            here["backup_account"] = routed_central[variant.vault]
+        if "copy_region" in targets and copy is not None:
+            here["copy_region"] = vaults[variant.vault][copy].vault_arn
+        chosen = [t for t in targets if t in here]
+        routed = BackupPlan(
+            resource_name,
+            BackupPlanArgs(
+                plan_name=variant.plan_name,
+                rules=rule_args(plan, here, chosen),
+                resources=list(mine),
+                not_resources=not_listed,
+                tag_resources=[f"arn:{partition(primary)}:s3:::*"],
+                **common,
+            ),
+            providers.opts(),
+        )
+        return {variant.plan_name: routed.plan_arn}
     # Logically air-gapped vaults hold no RDS DB instances (AWS Backup's "Feature availability by
     # resource": https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html):
     # a plan that copies there leaves them to a second plan whose rules copy to the standard vaults only.
     apart = [f"arn:{partition(primary)}:rds:{primary}:{cfg.account_id}:db:*"] if "air_gapped" in targets else []
-    instances = [arn for arn in listed if apart and RDS_DB_INSTANCE_ARN.match(arn)]
-    common: dict[str, Any] = {
-        "target_vault_name": local[primary].vault_name,
-        "service_role_arn": role.role_arn,
-        "tag_conditions": conditions,
-    }
-    backup_plan = BackupPlan(
-        f"plan-{tier}",
+    instances = [arn for arn in mine if apart and RDS_DB_INSTANCE_ARN.match(arn)]
+    main = BackupPlan(
+        resource_name,
         BackupPlanArgs(
-            plan_name=plan_name,
+            plan_name=variant.plan_name,
             rules=rule_args(plan, destinations, targets),
-            resources=[arn for arn in listed if arn not in instances],
-            not_resources=[*plan.selection.not_resources, *apart],
+            resources=[arn for arn in mine if arn not in instances],
+            not_resources=[*not_listed, *apart],
             **common,
         ),
         providers.opts(),
     )
-    outputs["plan_arn"] = backup_plan.plan_arn
-    continuous = next((name for name, rule in all_rules.items() if rule.continuous), None)
-    _selection_summary(outputs, f"plan {plan_name}, selection by ARN", continuous)
+    built = {variant.plan_name: main.plan_arn}
     if apart:
-        standard_plan = BackupPlan(
-            f"plan-{tier}-standard-vaults",
+        standard = BackupPlan(
+            f"{resource_name}-standard-vaults",
             BackupPlanArgs(
-                plan_name=f"{plan_name}-standard-vaults",
+                plan_name=f"{variant.plan_name}-standard-vaults",
                 rules=rule_args(plan, destinations, [t for t in targets if t != "air_gapped"]),
                 resources=instances,
-                not_resources=plan.selection.not_resources,
+                not_resources=not_listed,
                 tag_resources=apart,
                 **common,
             ),
             providers.opts(),
         )
-        outputs["standard_vaults_plan_arn"] = standard_plan.plan_arn
-        for database in outputs.get("databases", {}).values():
-            if RDS_DB_INSTANCE_ARN.match(database["arn"]):
-                database["backup"] = (
-                    f"plan {plan_name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
+        built[f"{variant.plan_name}-standard-vaults"] = standard.plan_arn
+    return built
+
+
+def _routing_summary(
+    cfg: WorkloadStack, outputs: dict[str, Any], variants: Sequence[PlanVariant], routes: Mapping[str, tuple[str, int]]
+) -> None:
+    """Say in the outputs which plan backs up each listed bucket and database (its config's routing tags)."""
+    names = {(v.vault, v.retention_days): v.plan_name for v in variants}
+    air_gapped = "air_gapped" in cfg.copy_targets()
+    for section in ("buckets", "databases"):
+        for entry in outputs.get(section, {}).values():
+            arn = str(entry.get("arn"))
+            if arn not in routes or not str(entry.get("backup", "")).startswith("plan "):
+                continue  # not backed up (backup: false)
+            vault, days = routes[arn]
+            name = names[vault, days]
+            if section == "databases" and air_gapped and RDS_DB_INSTANCE_ARN.match(arn):
+                entry["backup"] = (
+                    f"plan {name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
                     "air-gapped vaults hold no RDS DB instances)"
                 )
-    outputs["copy_destinations"] = dict(destinations)
-    return outputs
+            else:
+                entry["backup"] = f"plan {name}, selection by ARN"
+            if len(variants) > 1:
+                entry["routing"] = {"vault": vault, "retention_days": days}
 
 
 # ---------------------------------------------------------------------------------------------

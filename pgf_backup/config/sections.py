@@ -330,11 +330,29 @@ class Plan(Model):
     copy_to_backup_account: bool = True
     copy_to_region: bool = True
     copy_to_air_gapped: bool = False
+    # Retention classes: the values the tag backup:retention_days may take. A resource tagged with one of them is
+    # backed up by a plan whose class rule (`retention_rule`, by default the first scheduled rule) keeps its recovery
+    # points that many days; copies keep their own lifecycles, or the rule's. An untagged resource gets the class
+    # rule's own delete_after_days, which must be listed. Empty: one class, no tag read.
+    retention_classes: tuple[Annotated[int, Field(ge=1, le=36500)], ...] = ()
+    retention_rule: RuleName | None = None
 
     @model_validator(mode="after")
     def _names(self) -> Plan:
         if CONTINUOUS_RULE in self.rules:
             raise ValueError(f"rules.{CONTINUOUS_RULE}: this name is reserved for the 'continuous' section")
+        if self.retention_rule is not None and self.retention_rule not in self.rules:
+            raise ValueError(
+                f"retention_rule: {self.retention_rule!r} is not a scheduled rule of this plan "
+                f"({', '.join(self.rules)})"
+            )
+        if len(set(self.retention_classes)) != len(self.retention_classes):
+            raise ValueError("retention_classes: lists a value more than once")
+        if self.retention_classes and self.default_retention not in self.retention_classes:
+            raise ValueError(
+                f"retention_classes: the default class {self.default_retention} (rules.{self.class_rule}"
+                ".delete_after_days, what an untagged resource gets) must be listed"
+            )
         if len(self.all_rules()) > MAX_RULES_PER_PLAN:
             raise ValueError(
                 f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
@@ -348,6 +366,29 @@ class Plan(Model):
         if self.continuous and self.continuous.enabled:
             rules[CONTINUOUS_RULE] = self.continuous.as_rule()
         return rules
+
+    @property
+    def class_rule(self) -> str:
+        """The scheduled rule whose retention a resource's retention class sets."""
+        return self.retention_rule or next(iter(self.rules))
+
+    @property
+    def default_retention(self) -> int:
+        """The class of a resource without backup:retention_days: the class rule's own retention."""
+        return self.rules[self.class_rule].delete_after_days
+
+    @property
+    def other_classes(self) -> tuple[int, ...]:
+        """The retention classes besides the default, ascending (each one more plan per vault)."""
+        return tuple(sorted(set(self.retention_classes) - {self.default_retention}))
+
+    def for_retention(self, days: int) -> Plan:
+        """This plan for the resources of retention class `days` (validated again: a lifecycle must still hold)."""
+        if days == self.default_retention:
+            return self
+        rules = {name: rule.model_dump() for name, rule in self.rules.items()}
+        rules[self.class_rule]["delete_after_days"] = days
+        return Plan.model_validate({**self.model_dump(), "rules": rules})
 
 
 StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
@@ -403,6 +444,11 @@ class Bucket(Model):
     object_lock_enabled: bool = False
     object_lock: ObjectLock | None = None
     backup: bool = True
+    # The routing tags the bucket carries (README, "Tags"): `backup:vault` (a vault key of this stack; files before
+    # and after processing, say) and `backup:retention_days` (one of plan.retention_classes). Its selection by ARN
+    # goes to the plan its tags route it to, and `plan` shows which.
+    vault: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Bucket:
@@ -453,6 +499,8 @@ class Database(Model):
     encryption: Literal["customer", "aws-managed"] = "customer"
     # The database's own key: its snapshots keep it, so copies to the backup account need a grant on it.
     kms_key_arn: KmsKeyArn | None = None
+    # The `backup:retention_days` tag it carries (one of plan.retention_classes); databases stay in the default vault.
+    retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
 
 
 class AwsConfigRules(Model):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from pgf_backup.config.audit import Audit
 from pgf_backup.config.observability import Dashboards
@@ -39,7 +40,15 @@ from pgf_backup.config.sections import (
     VaultLock,
 )
 from pgf_backup.config.types import AccountId, Model, Region, Tier, partition
-from pgf_backup.constants import ROLE_BACKUP_ACCOUNT, ROLE_MANAGEMENT, ROLE_WORKLOAD, STACK_BACKUP, STACK_MANAGEMENT
+from pgf_backup.constants import (
+    ROLE_BACKUP_ACCOUNT,
+    ROLE_MANAGEMENT,
+    ROLE_WORKLOAD,
+    STACK_BACKUP,
+    STACK_MANAGEMENT,
+    TAG_BACKUP_VAULT,
+    TAG_RETENTION_DAYS,
+)
 from pgf_backup.limits import lock_admits
 from pgf_backup.schedules import ScheduleError, utc_schedule
 
@@ -174,7 +183,28 @@ class VaultStack(_Stack):
         locks: Mapping[CopyTarget | None, tuple[str, VaultLock | None]],
         errors: list[str],
     ) -> None:
-        """Every lifecycle of a plan within the tier's bounds and the lock of the vault it lands in."""
+        """Every lifecycle of a plan, and of each of its retention classes, within the tier's bounds and the lock of
+        the vault it lands in."""
+        self._check_lifecycles(prefix, tier, plan, locks, errors)
+        for days in plan.other_classes:
+            where = f"{prefix}.retention_classes: {days} (the plan of resources tagged backup:retention_days={days})"
+            try:
+                variant = plan.for_retention(days)
+            except ValidationError as error:
+                errors.extend(f"{where}: {problem['msg']}" for problem in error.errors())
+                continue
+            found: list[str] = []
+            self._check_lifecycles(prefix, tier, variant, locks, found)
+            errors.extend(f"{where}: {problem}" for problem in found if problem not in errors)
+
+    def _check_lifecycles(
+        self,
+        prefix: str,
+        tier: Tier,
+        plan: Plan,
+        locks: Mapping[CopyTarget | None, tuple[str, VaultLock | None]],
+        errors: list[str],
+    ) -> None:
         bounds = self.tier_bounds.of(tier)
         targets = self.copy_targets(plan)
         for rule_name, rule in plan.all_rules().items():
@@ -342,6 +372,67 @@ class BackupAccountStack(VaultStack):
         return self.accounts[STACK_BACKUP]
 
 
+@dataclass(frozen=True)
+class PlanVariant:
+    """One plan of a workload tier: the resources routed to one vault and one retention class.
+
+    Its selection matches the tier's tags plus, for a routed vault or a retention class besides the default, the
+    tag naming it (StringEquals); the default vault's and the default class's plans exclude the others' values
+    (StringNotEquals). A resource's tags then match exactly one variant's conditions, so AWS Backup never runs two
+    plans of the tier on it. A resource without the tag takes the default: a negated condition holds when the
+    resource lacks the tag, as in IAM ("Boolean arithmetic is similar to that in IAM policies",
+    https://docs.aws.amazon.com/aws-backup/latest/devguide/assigning-resources-json.html; IAM: "If the key that you
+    specify in a policy condition is not present in the request context, the values do not match" and a negated
+    operator then holds, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+    """
+
+    stack: WorkloadStack
+    base: Plan
+    vault: str
+    retention_days: int
+
+    @property
+    def default_vault(self) -> bool:
+        return self.vault == self.stack.vault_key
+
+    @property
+    def default_class(self) -> bool:
+        return self.retention_days == self.base.default_retention
+
+    @property
+    def suffix(self) -> str:
+        """`files-raw-90d`: what tells this plan from the tier's default one (empty for the default)."""
+        parts = [] if self.default_vault else [self.vault]
+        parts += [] if self.default_class else [f"{self.retention_days}d"]
+        return "-".join(parts)
+
+    @property
+    def plan_name(self) -> str:
+        base = self.stack.plan_name(self.stack.tier)
+        return f"{base}-{self.suffix}" if self.suffix else base
+
+    @property
+    def plan(self) -> Plan:
+        """The tier's plan with this class's retention on its class rule."""
+        return self.base.for_retention(self.retention_days)
+
+    @property
+    def equals(self) -> dict[str, str]:
+        """The routing tags this plan's resources carry (besides the tier's own)."""
+        found = {} if self.default_vault else {TAG_BACKUP_VAULT: self.vault}
+        if not self.default_class:
+            found[TAG_RETENTION_DAYS] = str(self.retention_days)
+        return found
+
+    @property
+    def not_equals(self) -> list[tuple[str, str]]:
+        """The routing tag values this plan's resources do not carry: the other variants'."""
+        excluded = [(TAG_BACKUP_VAULT, key) for key in self.stack.routed_vault_keys] if self.default_vault else []
+        if self.default_class:
+            excluded += [(TAG_RETENTION_DAYS, str(days)) for days in self.base.other_classes]
+        return excluded
+
+
 class WorkloadStack(VaultStack):
     """A workload account's stack: its tier's vaults, plan (account mode) and application data."""
 
@@ -383,6 +474,7 @@ class WorkloadStack(VaultStack):
             if vault.air_gapped is not None:
                 errors.append(f"vaults.{key}.air_gapped: logically air-gapped vaults live in the backup account")
         self._check_data(errors)
+        self._check_routing(errors)
         self._check_region_resource_types(errors)
         if self.exports is not None and self.exports.bucket in self.buckets:
             errors.append(
@@ -429,6 +521,24 @@ class WorkloadStack(VaultStack):
                         "and copying its recovery points to another account or region needs full AWS Backup management"
                     )
 
+    def _check_routing(self, errors: list[str]) -> None:
+        """The routing tags the config gives its buckets and databases name a vault and a class that exist."""
+        classes = self.plan.retention_classes if self.plan is not None else ()
+        routed = [("buckets", name, b.vault, b.retention_days) for name, b in self.buckets.items()]
+        routed += [("databases", name, None, d.retention_days) for name, d in self.databases.items()]
+        for section, name, vault, days in routed:
+            if vault is not None and vault not in self.vaults:
+                errors.append(
+                    f"{section}.{name}.vault: {vault!r} is not a vault of this stack ({', '.join(self.vaults)}); "
+                    "the tag backup:vault routes a bucket to one of them"
+                )
+            if days is not None and self.scheduling == "account" and days not in (classes or (None,)):
+                allowed = ", ".join(str(c) for c in classes) if classes else "none: plan.retention_classes is empty"
+                errors.append(
+                    f"{section}.{name}.retention_days: {days} is not a retention class of plan.retention_classes "
+                    f"({allowed}); AWS Backup would back it up with the default class"
+                )
+
     def _check_data(self, errors: list[str]) -> None:
         for name, database in self.databases.items():
             copies_cross_account = bool(self.database_copy_accounts(name))
@@ -464,6 +574,19 @@ class WorkloadStack(VaultStack):
     def vault_key(self) -> str:
         """The vault that receives this stack's recovery points: the first (each vault here is of its tier)."""
         return next(iter(self.vaults))
+
+    @property
+    def routed_vault_keys(self) -> tuple[str, ...]:
+        """The vaults after the first: a bucket tagged backup:vault=<key> goes there (vaults per criticality)."""
+        return tuple(self.vaults)[1:]
+
+    def plan_variants(self, plan: Plan) -> list[PlanVariant]:
+        """Every (vault, retention class) pair that gets its own plan, the default vault and class first."""
+        variants: list[PlanVariant] = []
+        for vault in (self.vault_key, *self.routed_vault_keys):
+            for days in (plan.default_retention, *plan.other_classes):
+                variants.append(PlanVariant(self, plan, vault, days))
+        return variants
 
     @property
     def hardened(self) -> bool:
