@@ -1,5 +1,5 @@
 """`python -m pgf_backup`: the same as the `pgf-backup` command."""
 
-from pgf_backup.automation.cli import entry
+from pgf_backup.entry import main
 
-entry()
+main()

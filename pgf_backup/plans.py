@@ -6,6 +6,7 @@ and recovery point tags cannot drift apart between them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -96,6 +97,18 @@ def _utc_schedule(tier: str, rule: RuleArgs) -> str:
         raise PolicyScheduleError(f"{key}.timezone: {error}") from None
 
 
+def _label(text: str) -> str:
+    """A condition's name in the policy syntax (letters, digits and underscores)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text.removeprefix("backup:"))
+
+
+def _conditions(named: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    return {
+        name: {"condition_key": _assign(f"aws:ResourceTag/{key}"), "condition_value": _assign(value)}
+        for name, (key, value) in named.items()
+    }
+
+
 def backup_policy(
     plan_name: str,
     tier: str,
@@ -107,6 +120,8 @@ def backup_policy(
     plan_tags: Mapping[str, str] | None = None,
     resource_types: Sequence[str] = (),
     not_resource_types: Sequence[str] = (),
+    routing_equals: Mapping[str, str] | None = None,
+    routing_not_equals: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """A BACKUP_POLICY document (Organizations policy syntax) for one tier's plan.
 
@@ -152,20 +167,22 @@ def backup_policy(
             }
         }
     }
-    if resource_types or not_resource_types:
+    if resource_types or not_resource_types or routing_equals or routing_not_equals:
         # By resource type and the same tier tag: "If you want a selection with both tag conditions and
-        # resource conditions, use the `resources` keys" (POLICY_SYNTAX, "selections"; Example 7).
+        # resource conditions, use the `resources` keys" (POLICY_SYNTAX, "selections"; Example 7). The routing tags
+        # of a tier with several plans (retention classes, vaults per criticality) are conditions too:
+        # string_equals on this plan's, string_not_equals on the others' (pgf_backup.config.PlanVariant).
+        equals = {"tier": (TAG_BACKUP_TIER, tier)}
+        equals.update({_label(key): (key, value) for key, value in (routing_equals or {}).items()})
+        conditions: dict[str, Any] = {"string_equals": _conditions(equals)}
+        if routing_not_equals:
+            conditions["string_not_equals"] = _conditions(
+                {f"not_{_label(key)}_{_label(value)}": (key, value) for key, value in routing_not_equals}
+            )
         chosen: dict[str, Any] = {
             "iam_role_arn": _assign(service_role_arn),
             "resource_types": _assign(list(resource_types or ["*"])),
-            "conditions": {
-                "string_equals": {
-                    "tier": {
-                        "condition_key": _assign(f"aws:ResourceTag/{TAG_BACKUP_TIER}"),
-                        "condition_value": _assign(tier),
-                    }
-                }
-            },
+            "conditions": conditions,
         }
         if not_resource_types:
             chosen["not_resource_types"] = _assign(list(not_resource_types))

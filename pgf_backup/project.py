@@ -90,14 +90,26 @@ class Project:
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
-        """The project in `start`, which must hold Pulumi.yaml; by default, at or above the current folder."""
+        """The project in `start`, which must hold Pulumi.yaml; by default, the nearest at or above the current folder.
+
+        Never the checkout the package was installed from: a command run outside the project says so, rather than
+        planning or deploying another copy of it.
+        """
         if start is not None:
             return cls.at(start)
-        for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-            for folder in (base.resolve(), *base.resolve().parents):
-                if (folder / "Pulumi.yaml").is_file():
-                    return cls.at(folder)
-        raise ConfigError(f"no Pulumi.yaml found at or above {Path.cwd()}; run from the project or pass --project-dir")
+        try:
+            here = Path.cwd().resolve()
+        except OSError:  # the current folder was deleted under the shell
+            raise ConfigError(
+                "the current folder no longer exists; cd to the project or pass --project-dir DIR"
+            ) from None
+        for folder in (here, *here.parents):
+            if (folder / "Pulumi.yaml").is_file():
+                return cls.at(folder)
+        raise ConfigError(
+            f"no Pulumi.yaml in {here} or any folder above it: run pgf-backup from the project's folder "
+            "(the one holding Pulumi.yaml) or pass --project-dir DIR"
+        )
 
     @classmethod
     def at(cls, folder: Path) -> Project:

@@ -302,12 +302,16 @@ def build_backup_account(cfg: BackupAccountStack, providers: Providers) -> dict[
         outputs, restore_testing.build_backup_account(cfg, providers, alerts, reports, service_role_arn=role.role_arn)
     )
     if cfg.scheduling == "organization":
-        outputs["backup_policies"] = build_org_policies(cfg, providers, central, air_gapped)
+        outputs["backup_policies"] = build_org_policies(cfg, providers, central, air_gapped, vaults)
     return outputs
 
 
 def build_org_policies(
-    cfg: BackupAccountStack, providers: Providers, central: dict[str, Any], air_gapped: dict[str, Any]
+    cfg: BackupAccountStack,
+    providers: Providers,
+    central: dict[str, Any],
+    air_gapped: dict[str, Any],
+    vaults: dict[str, dict[str, BackupVault]],
 ) -> dict[str, Any]:
     """One BACKUP_POLICY per tier, attached to its targets.
 
@@ -324,6 +328,8 @@ def build_org_policies(
         known: dict[str, pulumi.Input[str]] = {"backup_account": central[tier][cfg.regions.primary]["arn"]}
         if tier in air_gapped:
             known["air_gapped"] = air_gapped[tier]["arn"]
+        for routed_key in cfg.routed_vault_keys(tier):
+            known[f"vault:{routed_key}"] = vaults[routed_key][cfg.regions.primary].vault_arn
 
         content = pulumi.Output.all(**known).apply(
             functools.partial(_policy_document, cfg, tier, plan_name, vault_name, role_arn)
@@ -356,26 +362,56 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
     if "air_gapped" in arns:
         destinations["air_gapped"] = arns["air_gapped"]
     plan = cfg.plans[tier]
-    common: dict[str, Any] = {"vault_name": vault_name, "service_role_arn": role_arn, "regions": [cfg.regions.primary]}
-    targets = cfg.copy_targets(plan)
-    rules = rule_args(plan, destinations, targets)
-    if "air_gapped" in destinations and "air_gapped" in targets:
-        # Logically air-gapped vaults hold no RDS DB instances: a second plan copies those to the standard
-        # vaults only (as in account mode; AWS's type ARN for DB instances, POLICY_SYNTAX Example 7).
-        standard = rule_args(plan, destinations, [t for t in targets if t != "air_gapped"])
-        document = backup_policy(plan_name, tier, rules=rules, not_resource_types=[RDS_DB_INSTANCE_TYPE], **common)
-        document["plans"].update(
-            backup_policy(
-                f"{plan_name}-standard-vaults", tier, rules=standard, resource_types=[RDS_DB_INSTANCE_TYPE], **common
-            )["plans"]
-        )
-    else:
-        document = backup_policy(plan_name, tier, rules=rules, **common)
+    variants = cfg.plan_variants(tier)
+    routed = len(variants) > 1
+    document: dict[str, Any] = {"plans": {}}
+    for variant in variants:
+        here = dict(destinations)
+        name = cfg.vault_name(variant.vault)
+        if not variant.default_vault:
+            # A routed vault: copies to the backup account's vault of the same key and to the member account's twin
+            # in the copy region; never to the air-gapped vault.
+            here.pop("air_gapped", None)
+            here["backup_account"] = arns[f"vault:{variant.vault}"]
+            if copy is not None:
+                here["copy_region"] = f"arn:{partition(copy)}:backup:{copy}:{ACCOUNT_PLACEHOLDER}:backup-vault:{name}"
+        targets = [t for t in cfg.copy_targets(plan) if variant.default_vault or t != "air_gapped"]
+        common: dict[str, Any] = {
+            "vault_name": name,
+            "service_role_arn": role_arn,
+            "regions": [cfg.regions.primary],
+            **({"routing_equals": variant.equals, "routing_not_equals": variant.not_equals} if routed else {}),
+        }
+        rules = rule_args(variant.plan, here, targets)
+        if "air_gapped" in here and "air_gapped" in targets:
+            # Logically air-gapped vaults hold no RDS DB instances: a second plan copies those to the standard
+            # vaults only (as in account mode; AWS's type ARN for DB instances, POLICY_SYNTAX Example 7).
+            standard = rule_args(variant.plan, here, [t for t in targets if t != "air_gapped"])
+            document["plans"].update(
+                backup_policy(
+                    variant.plan_name, tier, rules=rules, not_resource_types=[RDS_DB_INSTANCE_TYPE], **common
+                )["plans"]
+            )
+            document["plans"].update(
+                backup_policy(
+                    f"{variant.plan_name}-standard-vaults",
+                    tier,
+                    rules=standard,
+                    resource_types=[RDS_DB_INSTANCE_TYPE],
+                    **common,
+                )["plans"]
+            )
+        else:
+            document["plans"].update(backup_policy(variant.plan_name, tier, rules=rules, **common)["plans"])
     text = json.dumps(document)
     if len(text) > MAX_BACKUP_POLICY_CHARACTERS:
+        over = len(text) - MAX_BACKUP_POLICY_CHARACTERS
         raise StackConfigError(
-            f"plans.{tier}: its BACKUP_POLICY is {len(text)} characters and AWS Organizations allows "
-            f"{MAX_BACKUP_POLICY_CHARACTERS}; use fewer rules, copy targets or recovery point tags"
+            f"plans.{tier}: its BACKUP_POLICY is {len(text)} characters, {over} over the "
+            f"{MAX_BACKUP_POLICY_CHARACTERS} AWS Organizations allows ({len(document['plans'])} plans: one per vault "
+            "and retention class); use fewer rules, copy targets, recovery point tags, retention classes or routed "
+            "vaults, or split the routing into several policies attached to different targets "
+            "(organization.policy_targets)"
         )
     return text
 
@@ -666,7 +702,7 @@ def _route(cfg: WorkloadStack, plan: Plan, arn: str) -> tuple[str, int]:
     name = arn.rsplit(":", 1)[-1]
     bucket = cfg.buckets.get(name) if ":s3:::" in arn else None
     database = cfg.databases.get(name) if ":rds:" in arn else None
-    vault = (bucket.vault if bucket else None) or cfg.vault_key
+    vault = (bucket.vault if bucket else database.vault if database else None) or cfg.vault_key
     days = (bucket.retention_days if bucket else database.retention_days if database else None) or (
         plan.default_retention
     )
@@ -700,8 +736,8 @@ def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, cop
         "tag_not_equals": variant.not_equals,
     }
     if not variant.default_vault:
-        # A routed vault holds buckets (files before and after processing): its plan selects S3 buckets only,
-        # copies to its own twin in the backup account and in the copy region, never to the air-gapped vault.
+        # A routed vault (files before and after processing, say) copies to its own twin in the backup account and
+        # in the copy region, never to the air-gapped vault (so RDS DB instances need no second plan here).
         here: dict[CopyTarget, pulumi.Input[str]] = {}
         if "backup_account" in targets:
             here["backup_account"] = routed_central[variant.vault]
@@ -715,7 +751,6 @@ def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, cop
                 rules=rule_args(plan, here, chosen),
                 resources=list(mine),
                 not_resources=not_listed,
-                tag_resources=[f"arn:{partition(primary)}:s3:::*"],
                 **common,
             ),
             providers.opts(),

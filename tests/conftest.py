@@ -136,8 +136,9 @@ def add_management_stack(root: Path) -> Path:
     return path
 
 
-def utc_copy(project: Project, root: Path) -> Project:
-    """A copy of the project at `root` whose plans are written in UTC (same crons), as organization mode needs."""
+def utc_copy(project: Project, root: Path, routed: bool = False) -> Project:
+    """A copy of the project at `root` whose plans are written in UTC (same crons), as organization mode needs
+    (without prod's routing unless `routed`: see `organization_copy`)."""
     import shutil
 
     import yaml
@@ -149,12 +150,34 @@ def utc_copy(project: Project, root: Path) -> Project:
         plan = data["config"]["pgf-backup:plan"]
         for rule in [*plan.get("rules", {}).values(), plan.get("continuous") or {}]:
             rule["timezone"] = "UTC"
+        if not routed:
+            without_routing(data["config"], tier)
+            plan.pop("retention_classes", None)
         (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
+    if not routed:
+        backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
+        without_routing(backup["config"], None)
+        (root / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
     return Project.find(root)
 
 
-def organization_copy(project: Project, root: Path) -> Project:
-    """A copy of the project at `root` switched to organization mode: plans move to the backup stack."""
+def without_routing(config: dict[str, Any], tier: str | None) -> None:
+    """A stack file's config without retention classes and vaults per criticality (the tier-named vaults stay)."""
+    vaults = config["pgf-backup:vaults"]
+    for key in [k for k, v in vaults.items() if k != v["tier"]]:
+        del vaults[key]
+    for section in ("pgf-backup:buckets", "pgf-backup:databases"):
+        for entry in (config.get(section) or {}).values():
+            entry.pop("vault", None)
+            entry.pop("retention_days", None)
+
+
+def organization_copy(project: Project, root: Path, routed: bool = False) -> Project:
+    """A copy of the project at `root` switched to organization mode: plans move to the backup stack.
+
+    Without `routed`, prod's retention classes and vaults per criticality are left out: its four rules copied to
+    three targets, once per (vault, class), would not fit in one BACKUP_POLICY (tests/test_modes.py shows the
+    message, and routing that fits)."""
     import shutil
 
     import yaml
@@ -166,8 +189,13 @@ def organization_copy(project: Project, root: Path) -> Project:
         data = yaml.safe_load((project.root / f"Pulumi.{tier}.yaml").read_text())
         plans[tier] = data["config"].pop("pgf-backup:plan")
         data["config"]["pgf-backup:scheduling"] = "organization"
+        if not routed:
+            without_routing(data["config"], tier)
+            plans[tier].pop("retention_classes", None)
         (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(data))
     backup = yaml.safe_load((project.root / "Pulumi.backup.yaml").read_text())
+    if not routed:
+        without_routing(backup["config"], None)
     backup["config"]["pgf-backup:scheduling"] = "organization"
     backup["config"]["pgf-backup:plans"] = plans
     backup["config"]["pgf-backup:organization"] = {"id": "o-pgfexample01", "policy_targets": {}}

@@ -50,11 +50,13 @@ def test_rds_instances_are_not_copied_to_the_air_gapped_vault(run_stack: RunStac
     assert instance not in main["listed"]["resources"]
     assert "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core" in main["listed"]["resources"]
     assert instances in main["tagged"]["notResources"] and instances in main["listed"]["notResources"]
-    standard = _selections(plan, "pgf-prod-standard-vaults")
+    # pgf-audit is of the 90-day retention class (Pulumi.prod.yaml): its class's plan for DB instances lists it.
+    standard = _selections(plan, "pgf-prod-90d-standard-vaults")
     assert standard["listed"]["resources"] == [instance]
     assert standard["tagged"]["resources"] == [instances]
-    assert standard["tagged"]["conditions"] == main["tagged"]["conditions"]
-    rules = _plan_rules(plan, "-standard-vaults")
+    assert standard["tagged"]["conditions"] == _selections(plan, "pgf-prod-90d")["tagged"]["conditions"]
+    assert _selections(plan, "pgf-prod-standard-vaults")["tagged"]["resources"] == [instances]
+    rules = _plan_rules(plan, "-90d-standard-vaults")
     assert set(rules) == set(_plan_rules(plan))
     for rule in rules.values():
         destinations = [c["destinationVaultArn"] for c in rule["copyActions"]]
@@ -62,7 +64,7 @@ def test_rds_instances_are_not_copied_to_the_air_gapped_vault(run_stack: RunStac
             f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod",
             "arn:aws:backup:ca-west-1:400000000040:backup-vault:pgf-prod",
         ]
-    assert plan["outputs"]["databases"]["pgf-audit"]["backup"].startswith("plan pgf-prod-standard-vaults")
+    assert plan["outputs"]["databases"]["pgf-audit"]["backup"].startswith("plan pgf-prod-90d-standard-vaults")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,7 +528,8 @@ def test_a_backup_policy_over_the_size_limit_names_the_plan(
         rule["recovery_point_tags"] = tags
     (tmp_path / "Pulumi.backup.yaml").write_text(yaml.safe_dump(backup))
     with pytest.raises(
-        ConfigError, match=r"plans.prod: its BACKUP_POLICY is \d+ characters and AWS Organizations allows 10000"
+        ConfigError,
+        match=r"plans.prod: its BACKUP_POLICY is \d+ characters, \d+ over the 10000 AWS Organizations allows",
     ):
         run_stack("backup", Project.find(tmp_path))
 
@@ -593,3 +596,89 @@ def test_management_stack_in_organization_mode_delegates_to_the_backup_account(
     # What the backup stack does as delegated administrator is what the policy allows.
     backup = run_stack("backup", org_project)
     assert _of_type(backup, "aws:organizations/policy:Policy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tag routing in organization mode (issue 14)
+
+
+def _org_condition_holds(operator: str, key: str, value: str, tags: dict[str, str]) -> bool:
+    actual = tags.get(key.removeprefix("aws:ResourceTag/"))
+    # As in account mode (pgf_backup.config.PlanVariant): a negated condition holds when the tag is absent.
+    return actual == value if operator == "string_equals" else actual != value
+
+
+def _org_plans_selecting(document: dict[str, Any], tags: dict[str, str]) -> set[str]:
+    chosen = set()
+    for name, plan in document["plans"].items():
+        for selection in plan["selections"].get("resources", {}).values():
+            types = _assigned(selection["resource_types"])
+            if types != ["*"]:
+                continue  # the DB-instance twin: by type, checked for S3-like resources here
+            if all(
+                _org_condition_holds(op, _assigned(c["condition_key"]), _assigned(c["condition_value"]), tags)
+                for op, conditions in selection["conditions"].items()
+                for c in conditions.values()
+            ):
+                chosen.add(name)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def routed_org_project(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """Organization mode with prod's routing (two classes, two vaults per criticality), on a one-rule plan that fits
+    AWS's 10,000 characters once per (vault, class)."""
+    utc = utc_copy(project, tmp_path_factory.mktemp("utc-routed"), routed=True)
+    org = organization_copy(utc, tmp_path_factory.mktemp("org-routed"), routed=True)
+    path = org.root / "Pulumi.backup.yaml"
+    backup = yaml.safe_load(path.read_text())
+    plan = backup["config"]["pgf-backup:plans"]["prod"]
+    plan["rules"] = {"daily": plan["rules"]["daily"]}
+    plan.pop("continuous", None)
+    plan["copy_to_air_gapped"] = False
+    path.write_text(yaml.safe_dump(backup))
+    return Project.find(org.root)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({}, "pgf-prod"),
+        ({"backup:retention_days": "90"}, "pgf-prod-90d"),
+        ({"backup:vault": "files-raw"}, "pgf-prod-files-raw"),
+        ({"backup:vault": "files-processed", "backup:retention_days": "90"}, "pgf-prod-files-processed-90d"),
+        ({"backup:retention_days": "60"}, "pgf-prod"),
+    ],
+)
+def test_organization_mode_routes_as_account_mode(
+    run_stack: RunStack, routed_org_project: Project, tags: dict[str, str], expected: str
+) -> None:
+    document = _policy(run_stack("backup", routed_org_project), "prod")  # parses, and within 10,000 characters
+    _check_policy_syntax(document)
+    assert set(document["plans"]) == {
+        "pgf-prod",
+        "pgf-prod-90d",
+        "pgf-prod-files-raw",
+        "pgf-prod-files-raw-90d",
+        "pgf-prod-files-processed",
+        "pgf-prod-files-processed-90d",
+    }
+    base = {"backup:tier": "prod"}
+    assert _org_plans_selecting(document, {**base, **tags}) == {expected}
+    # The routed vault's plan writes to its own vault and copies to its twins, never to the air-gapped vault.
+    raw = document["plans"]["pgf-prod-files-raw"]["rules"]["daily"]
+    assert _assigned(raw["target_backup_vault_name"]) == "pgf-files-raw"
+    assert {arn.rsplit(":", 1)[-1] for arn in raw["copy_actions"]} == {"pgf-files-raw"}
+    # The 90-day class keeps its daily recovery points 90 days.
+    daily = document["plans"]["pgf-prod-90d"]["rules"]["daily"]
+    assert _days(daily["lifecycle"], "delete_after_days") == 90
+
+
+def test_shipped_prod_routing_does_not_fit_one_backup_policy(
+    run_stack: RunStack, project: Project, tmp_path: Path
+) -> None:
+    for folder in ("utc", "org"):
+        (tmp_path / folder).mkdir()
+    org = organization_copy(utc_copy(project, tmp_path / "utc", routed=True), tmp_path / "org", routed=True)
+    with pytest.raises(Exception, match=r"plans.prod: its BACKUP_POLICY is \d+ characters, \d+ over the 10000"):
+        run_stack("backup", org)

@@ -24,7 +24,7 @@ def _providers(plan: Plan) -> dict[str, dict[str, Any]]:
 def test_prod_vaults_locked_in_compliance_mode_and_protected(run_stack: Callable[[str], Plan]) -> None:
     plan = run_stack("prod")
     locks = _of_type(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration")
-    assert len(locks) == 2  # primary and copy region
+    assert len(locks) == 3 * 2  # prod, files-raw and files-processed, each in the primary and the copy region
     assert all(lock["inputs"]["changeableForDays"] == 3 for lock in locks)
     assert all(lock["inputs"]["minRetentionDays"] >= 35 for lock in locks)
     for type_ in ("aws:backup/vault:Vault", "aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
@@ -35,7 +35,7 @@ def test_prod_vaults_locked_in_compliance_mode_and_protected(run_stack: Callable
 def test_keys_are_multi_region_when_copied(run_stack: Callable[[str], Plan]) -> None:
     plan = run_stack("prod")
     (primary,) = [k for k in _of_type(plan, "aws:kms/key:Key") if k["name"] == "prod-ca-central-1-key"]
-    (replica,) = _of_type(plan, "aws:kms/replicaKey:ReplicaKey")
+    (replica,) = [k for k in _of_type(plan, "aws:kms/replicaKey:ReplicaKey") if k["name"].startswith("prod-")]
     assert primary["inputs"]["multiRegion"] is True
     providers = _providers(plan)
     assert providers[primary["provider"]]["inputs"]["region"] == "ca-central-1"
@@ -85,17 +85,20 @@ def test_every_resource_on_an_explicit_provider(run_stack: Callable[[str], Plan]
 def test_backup_account_hosts_a_vault_per_tier_and_region(run_stack: Callable[[str], Plan]) -> None:
     plan = run_stack("backup")
     vaults = _of_type(plan, "aws:backup/vault:Vault")
-    assert sorted(v["inputs"]["name"] for v in vaults) == sorted(["pgf-lab", "pgf-dev", "pgf-prod"] * 2)
+    # The tier vaults, and prod's vaults per criticality (the twins of the prod stack's routed vaults).
+    names = ["pgf-lab", "pgf-dev", "pgf-prod", "pgf-files-raw", "pgf-files-processed"]
+    assert sorted(v["inputs"]["name"] for v in vaults) == sorted(names * 2)
     outputs = plan["outputs"]["vaults"]
-    assert set(outputs) == {"lab", "dev", "prod"}
+    assert set(outputs) == {"lab", "dev", "prod", "files-raw", "files-processed"}
     for tier, by_region in outputs.items():
         assert set(by_region) == {"ca-central-1", "ca-west-1"}
         for region, vault in by_region.items():
             assert vault["arn"] == f"arn:aws:backup:{region}:100000000010:backup-vault:pgf-{tier}"
             assert vault["kms_key_arn"].startswith(f"arn:aws:kms:{region}:100000000010:key/")
-    prod_protected = [v for v in vaults if v["inputs"]["name"] == "pgf-prod"]
-    assert all(v["protect"] for v in prod_protected)
-    assert not any(v["protect"] for v in vaults if v["inputs"]["name"] != "pgf-prod")
+    # Every vault of the prod tier is protected, and only those.
+    prod_tier = {"pgf-prod", "pgf-files-raw", "pgf-files-processed"}
+    assert all(v["protect"] for v in vaults if v["inputs"]["name"] in prod_tier)
+    assert not any(v["protect"] for v in vaults if v["inputs"]["name"] not in prod_tier)
     policies = [json.loads(p["inputs"]["policy"]) for p in _of_type(plan, "aws:backup/vaultPolicy:VaultPolicy")]
     for policy in policies:
         sids = {s["Sid"]: s for s in policy["Statement"]}

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from pgf_backup.automation import preflight
-from pgf_backup.automation.arguments import output_file, output_folder
-from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
+from pgf_backup.automation.arguments import add_stack_option, output_file, output_folder, selected_stacks
+from pgf_backup.automation.offline import StackError, StackPlan, plan_stack, stop_workers
 from pgf_backup.automation.rollout import (
     Operation,
     OpResult,
@@ -33,7 +33,7 @@ from pgf_backup.automation.rollout import (
 from pgf_backup.automation.status import ExitStatus
 from pgf_backup.config import StackConfig
 from pgf_backup.constants import ROLE_WORKLOAD, STACK_BACKUP
-from pgf_backup.project import Project, rollout_order
+from pgf_backup.project import Project
 
 COMMANDS: Mapping[Operation, str] = {
     "preview": "preview the ordered stacks' changes, gated by the policy pack (--offline: on the mock engine)",
@@ -58,13 +58,7 @@ def add_commands(sub: Any) -> None:
     """Register the rollout subcommands on the `pgf-backup` subparsers."""
     for operation, summary in COMMANDS.items():
         parser = sub.add_parser(operation, help=summary, description=summary)
-        parser.add_argument(
-            "--stacks",
-            action="extend",
-            nargs="+",
-            metavar="NAME",
-            help="stacks to run, comma- or space-separated (default: all, in rollout order)",
-        )
+        add_stack_option(parser, "stacks to run (default: all), always in rollout order")
         parser.add_argument(
             "--parallel",
             type=_positive,
@@ -93,23 +87,11 @@ def add_commands(sub: Any) -> None:
         )
 
 
-def chosen_stacks(values: Sequence[str] | None) -> list[str] | None:
-    """`--stacks` values split on commas; None when the option was not given."""
-    if values is None:
-        return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
 def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus:
     """Preflight, then the rollout of one operation; prints progress, the summary, optional JSON."""
     operation = cast(Operation, args.command)
     project = Project.find(args.project_dir)
-    known = project.known_stacks()
-    names = chosen_stacks(args.stacks)
-    if names is not None and not names:
-        print(f"error: --stacks needs at least one stack name; allowed: {', '.join(known)}", file=err)
-        return ExitStatus.USAGE
-    stacks = rollout_order(names, known)
+    stacks = selected_stacks(project, args.stacks)
     if args.offline and operation != "preview":
         print(
             f"error: --offline: only preview runs offline; {operation} needs the Pulumi CLI and a backend "
@@ -338,5 +320,6 @@ class OfflineRunner:
         return self._not_offline("drift")
 
     def cancel(self) -> None:
-        """Remember the interrupt: each evaluation is a child process that Ctrl-C reaches by itself."""
+        """Remember the interrupt and stop the evaluations' processes (SIGTERM may not have reached them)."""
         self._cancelled.set()
+        stop_workers()

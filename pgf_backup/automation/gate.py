@@ -16,6 +16,7 @@ them (each process still sees a complete Configure, ConfigureStack, Analyze/Anal
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -33,6 +34,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from pgf_backup.automation import processes
 from pgf_backup.automation.offline import StackPlan
 from pgf_backup.config import BackupAccountStack, ConfigError, StackConfig, VaultStack, WorkloadStack
 from pgf_backup.constants import RESTORE_TESTING_TYPES
@@ -53,6 +55,7 @@ _PROTO_OF_LEVEL: Final = {level: proto for proto, level in _LEVEL_OF_PROTO.items
 _IN_FLIGHT_PER_PROCESS: Final = 32  # enough to keep a pack's 4 gRPC threads busy, small enough to stay lean
 _RESOURCES_PER_PROCESS: Final = 2500  # below this, a second process costs more than it saves
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
+_STOP_SECONDS: Final = 5.0  # a pack ends at once on SIGTERM; past this it is killed
 # The tiers whose restore testing the pack checks (`restore-testing-covers-prod`), and where their tests run: the
 # pack's `restoreTesting` setting (its schema's `location` enum).
 RESTORE_TESTED_TIERS: Final = ("prod",)
@@ -399,6 +402,8 @@ class _Pack:
     """One pack process, started as the CLI's Python analyzer shim starts it."""
 
     def __init__(self, policy_dir: Path, python: str) -> None:
+        """Start the pack; call it with the signals held (`processes.signals_held`) until the caller has recorded
+        it, so that an interrupt cannot leave it running unknown to anyone."""
         # A file, not a pipe: nobody reads stderr while the pack runs, and a full pipe would block it.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
@@ -412,13 +417,18 @@ class _Pack:
                 env=env,
             )
         except OSError as error:
+            self._stderr.close()
             raise GateError(f"cannot start the policy pack with {python}: {error}") from None
         self._lines: queue.Queue[bytes] = queue.Queue()
         self._output: list[bytes] = []
         self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
         self.stub: Any = None
         self._channel: Any = None
+        try:
+            self._drainer.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def _drain(self) -> None:
         # The first line is the port; the rest is kept for error messages (and keeps the pipe from filling).
@@ -451,25 +461,48 @@ class _Pack:
             self.process.wait(timeout=10)
             detail = (line.decode(errors="replace") + "\n" + self.stderr()).strip()
             raise GateError(f"the policy pack did not start (exit code {self.process.returncode}):\n{detail}") from None
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+        with processes.signals_held():  # gRPC's own code runs with Ctrl-C held (see _Call)
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
         return self.stub
 
     def stop(self) -> None:
-        """Stop the pack as a terminal would (SIGINT ends its serve loop cleanly); kill it if it lingers."""
+        """Stop the pack (SIGTERM: it keeps no state, and its own Ctrl-C handling can stall with calls in flight);
+        kill it if it lingers. A second Ctrl-C meanwhile waits until it has stopped (`processes.stop`).
+        """
+        processes.stop(self.process, first=signal.SIGTERM, grace=_STOP_SECONDS)
         if self._channel is not None:
-            self._channel.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._drainer.join(timeout=10)  # it ends at the pipe's end of file, once the pack has exited
+            # close() cancels the calls in flight and waits for gRPC's thread to see them end. Bounded, as a
+            # safety net: Ctrl-C is held meanwhile, and a wait that never ends would leave only SIGKILL.
+            closing = threading.Thread(target=self._channel.close, daemon=True)
+            closing.start()
+            closing.join(timeout=_STOP_SECONDS)
+        if self._drainer.ident is not None:  # started: it ends at the pipe's end of file, now that the pack has exited
+            self._drainer.join(timeout=_STOP_SECONDS)
         if self.process.stdout is not None and not self._drainer.is_alive():
             self.process.stdout.close()
         self._stderr.close()
+
+
+class _Call:
+    """One gRPC call in flight, whose waiting alone Ctrl-C may interrupt.
+
+    gRPC's Python code is not safe against a KeyboardInterrupt raised inside it: a call created without the
+    thread that completes it leaves `channel.close()` waiting for ever. So a call is created with SIGINT and
+    SIGTERM held (`processes.signals_held`; `held`: the caller holds them), and waited for on an event of ours,
+    set by gRPC's thread when the call ends: an interrupted wait leaves the call to `close()`, which cancels it.
+    """
+
+    def __init__(self, method: Any, request: Any, *, held: bool = False) -> None:
+        self._done = threading.Event()
+        with contextlib.nullcontext() if held else processes.signals_held():
+            self._future = method.future(request)
+            self._future.add_done_callback(lambda _future: self._done.set())
+
+    def result(self) -> Any:
+        """The response (raises grpc.RpcError as the call does)."""
+        self._done.wait()
+        return self._future.result()  # done: it only reads the call's state
 
 
 class PolicyGate:
@@ -502,24 +535,36 @@ class PolicyGate:
     def start(self) -> PolicyGate:
         """Start the first pack process (it loads while the caller does other work)."""
         if not self._packs:
-            self._packs.append(_Pack(self.policy_dir, self._python))
+            self._add_pack()
         return self
 
+    def _add_pack(self) -> None:
+        # Started and recorded with no interrupt in between: `close` stops every pack it knows of.
+        with processes.signals_held():
+            self._packs.append(_Pack(self.policy_dir, self._python))
+
     def close(self) -> None:
-        """Stop every pack process."""
-        for pack in self._packs:
-            pack.stop()
-        self._packs.clear()
+        """Stop every pack process; Ctrl-C meanwhile is acted on once they all have."""
+        with processes.signals_held():
+            packs, self._packs = self._packs, []
+            for pack in packs:
+                pack.stop()
 
     def __enter__(self) -> PolicyGate:
-        return self.start()
+        # An interrupt while the first pack starts would skip __exit__: the pack is stopped here instead.
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _call(self, pack: _Pack, method: str, request: Any) -> Any:
+        call = _Call(getattr(pack.connect(self._timeout), method), request)
         try:
-            return getattr(pack.connect(self._timeout), method)(request)
+            return call.result()
         except grpc.RpcError as error:
             raise GateError(f"the policy pack failed in {method}: {error.details()}\n{pack.stderr()}".strip()) from None
 
@@ -556,28 +601,30 @@ class PolicyGate:
         """(pack for AnalyzeStack, packs for Analyze): one pack for a small stack; more for a large one."""
         extra = min(self._max_processes - 1, count // _RESOURCES_PER_PROCESS)
         while len(self._packs) < 1 + extra:
-            self._packs.append(_Pack(self.policy_dir, self._python))
+            self._add_pack()
         return self._packs[0], self._packs[1 : 1 + extra] or self._packs[:1]
 
     def _analyze_all(self, packs: Sequence[_Pack], requests: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
         """(request, response) of every Analyze call, spread over the packs with a bounded window."""
-        pending: collections.deque[tuple[Any, Any, _Pack]] = collections.deque()
+        pending: collections.deque[tuple[Any, _Call, _Pack]] = collections.deque()
         window = _IN_FLIGHT_PER_PROCESS * len(packs)
         stubs = [pack.connect(self._timeout) for pack in packs]
-        for index, request in enumerate(requests):
-            slot = index % len(packs)
-            pending.append((request, stubs[slot].Analyze.future(request), packs[slot]))
-            if len(pending) >= window:
-                done, future, pack = pending.popleft()
-                yield done, self._result(future, pack, done.urn)
-        while pending:
-            done, future, pack = pending.popleft()
-            yield done, self._result(future, pack, done.urn)
+        sent = 0
+        while sent < len(requests) or pending:
+            # Refilled when half empty, with Ctrl-C held once per refill rather than once per call (see _Call).
+            if len(pending) <= window // 2:
+                with processes.signals_held():
+                    while sent < len(requests) and len(pending) < window:
+                        request, slot = requests[sent], sent % len(packs)
+                        pending.append((request, _Call(stubs[slot].Analyze, request, held=True), packs[slot]))
+                        sent += 1
+            done, call, pack = pending.popleft()
+            yield done, self._result(call, pack, done.urn)
 
     @staticmethod
-    def _result(future: Any, pack: _Pack, what: str) -> Any:
+    def _result(call: _Call, pack: _Pack, what: str) -> Any:
         try:
-            return future.result()
+            return call.result()
         except grpc.RpcError as error:
             raise GateError(f"the policy pack failed on {what}: {error.details()}\n{pack.stderr()}".strip()) from None
 
@@ -600,7 +647,7 @@ class PolicyGate:
             self._configure(pack, reconciled, stack_request)
         # AnalyzeStack needs nothing from the Analyze calls: on its own process it runs alongside them.
         parallel = stack_pack not in analyze_packs
-        stack_future = stack_pack.connect(self._timeout).AnalyzeStack.future(requests.stack) if parallel else None
+        stack_future = _Call(stack_pack.connect(self._timeout).AnalyzeStack, requests.stack) if parallel else None
         violations: list[Violation] = []
         for request, response in self._analyze_all(analyze_packs, requests.analyze):
             violations += _violations(response, default_urn=request.urn)

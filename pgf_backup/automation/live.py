@@ -42,6 +42,7 @@ from pgf_backup.automation.gate import (
     write_pack_config,
 )
 from pgf_backup.automation.preflight import destroy_refusal
+from pgf_backup.automation.processes import signals_held, stop
 from pgf_backup.automation.rollout import (
     NO_DRIFT_KINDS,
     OpResult,
@@ -59,6 +60,7 @@ POLICY_PACKS = ("policy",)
 BACKEND_ENV = "PULUMI_BACKEND_URL"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z-]*%\}>")
 _MESSAGE_LINES = 6
+_STOP_SECONDS = 10.0  # a CLI command that is not an update ends soon after its SIGINT; past this it is killed
 
 
 def default_backend(root: Path) -> str:
@@ -108,30 +110,37 @@ class TrackedPulumiCommand(PulumiCommand):
             env["PATH"] = os.pathsep.join([os.path.dirname(self.command), env.get("PATH", "")])
         stdout: list[str] = []
         stderr: list[str] = []
-        with subprocess.Popen(
-            [self.command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            start_new_session=True,
-        ) as process:
-            with self._lock:
-                self._running.add(process)
-            try:
-                readers = [
-                    threading.Thread(target=_consume, args=(process.stdout, on_output, stdout), daemon=True),
-                    threading.Thread(target=_consume, args=(process.stderr, on_error, stderr), daemon=True),
-                ]
-                for reader in readers:
-                    reader.start()
-                for reader in readers:
-                    reader.join()
-                process.wait()
-            finally:
+        process: subprocess.Popen[str] | None = None
+        try:
+            with signals_held():  # started and tracked with no interrupt in between
+                process = subprocess.Popen(
+                    [self.command, *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=cwd,
+                    env=env,
+                    encoding="utf-8",
+                    start_new_session=True,
+                )
+                with self._lock:
+                    self._running.add(process)
+            readers = [
+                threading.Thread(target=_consume, args=(process.stdout, on_output, stdout), daemon=True),
+                threading.Thread(target=_consume, args=(process.stderr, on_error, stderr), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+            process.wait()
+        finally:
+            if process is not None:
                 with self._lock:
                     self._running.discard(process)
+                # Still running only when this thread was interrupted (Ctrl-C or SIGTERM reach the main thread; the
+                # rollout's threads are cancelled through `interrupt`). In its own session, the CLI gets no signal
+                # from the terminal: it is sent its graceful cancel, then killed with its plugins if it lingers.
+                stop(process, first=signal.SIGINT, grace=_STOP_SECONDS)
         result = CommandResult(stdout="\n".join(stdout), stderr="\n".join(stderr), code=process.returncode)
         if result.code != 0:
             raise create_command_error(result)

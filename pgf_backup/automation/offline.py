@@ -14,11 +14,13 @@ import runpy
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgf_backup.automation import processes
 from pgf_backup.config import ConfigError
 from pgf_backup.project import Project
 
@@ -162,11 +164,11 @@ def plan_stack(project: Project, stack: str, stack_outputs: dict[str, dict[str, 
             "--out",
             str(out_path),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=project.root)
-        warnings, error = split_stderr(done.stderr)
-        if done.returncode != 0 or not out_path.is_file():
-            message = error or done.stdout.strip() or f"exit code {done.returncode}"
-            code = EXIT_CONFIG_ERROR if done.returncode == EXIT_CONFIG_ERROR else EXIT_PROGRAM_ERROR
+        returncode, stdout, stderr = _run_worker(command, project.root)
+        warnings, error = split_stderr(stderr)
+        if returncode != 0 or not out_path.is_file():
+            message = error or stdout.strip() or f"exit code {returncode}"
+            code = EXIT_CONFIG_ERROR if returncode == EXIT_CONFIG_ERROR else EXIT_PROGRAM_ERROR
             raise StackError(stack, message, code, warnings)
         result = json.loads(out_path.read_text())
     return StackPlan(
@@ -177,6 +179,46 @@ def plan_stack(project: Project, stack: str, stack_outputs: dict[str, dict[str, 
         outputs=result["outputs"],
         warnings=warnings,
     )
+
+
+_workers: set[subprocess.Popen[str]] = set()
+_workers_lock = threading.Lock()
+
+
+def _run_worker(command: Sequence[str], cwd: Path) -> tuple[int, str, str]:
+    """Run a worker to its end: (exit code, stdout, stderr). Interrupted, it is killed before this returns.
+
+    Ctrl-C on a terminal reaches the worker too, SIGTERM (a cancelled CI job) often only this process: either way
+    the KeyboardInterrupt here kills the worker (it holds nothing worth a graceful end), never leaves it running.
+    """
+    process: subprocess.Popen[str] | None = None
+    try:
+        with processes.signals_held():  # started and recorded with no interrupt in between
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+            with _workers_lock:
+                _workers.add(process)
+        stdout, stderr = process.communicate()
+        return process.returncode, stdout, stderr
+    finally:
+        if process is not None:
+            with _workers_lock:
+                _workers.discard(process)
+            processes.stop(process, first=None)  # no-op once it has ended
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def stop_workers() -> int:
+    """Kill every running worker (the rollout's Ctrl-C, from another thread than theirs); how many were running."""
+    with _workers_lock:
+        running = [process for process in _workers if process.poll() is None]
+    for process in running:
+        try:
+            process.kill()
+        except ProcessLookupError:  # it ended meanwhile
+            continue
+    return len(running)
 
 
 # How the Pulumi SDK prints log messages without an engine (pulumi.log), and how Python prints a crash.

@@ -7,13 +7,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pgf_backup.automation.offline import StackError, StackPlan, plan_stack
 from pgf_backup.config import WorkloadStack
 from pgf_backup.constants import NOTES_OUTPUT, STACK_BACKUP
 from pgf_backup.paths.checks import KINDS, PathResult, check_paths
 from pgf_backup.project import Project
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass
@@ -31,25 +34,31 @@ class PlanResult:
         return {"stacks": [plan.to_json() for plan in self.plans], "paths": [p.to_json() for p in self.paths]}
 
 
+def evaluation_order(stacks: Sequence[str]) -> list[str]:
+    """The stacks `plan_all` evaluates, in order; `backup` also when not chosen (its outputs feed the others)."""
+    return list(stacks) if STACK_BACKUP in stacks else [STACK_BACKUP, *stacks]
+
+
 def plan_all(
     project: Project,
     stacks: Sequence[str],
     on_stack: Callable[[StackPlan], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> PlanResult:
     """Evaluate stacks in order; `backup`'s outputs feed the workload stacks' references.
 
-    A workload stack planned alone still needs them: `backup` is then evaluated first, unreported.
+    A workload stack planned alone still needs them: `backup` is then evaluated first, unreported. `on_start` is
+    called before each evaluation (the unreported `backup`'s too), `on_stack` after each reported one.
     """
     result = PlanResult()
     backup_outputs: dict[str, Any] | None = None
-    queue = list(stacks)
-    if STACK_BACKUP not in queue:
-        queue.insert(0, STACK_BACKUP)
-    for stack in queue:
+    for stack in evaluation_order(stacks):
         cfg = project.load_config(stack)
         refs = (
             {cfg.backup_stack: backup_outputs} if backup_outputs is not None and isinstance(cfg, WorkloadStack) else {}
         )
+        if on_start:
+            on_start(stack)
         try:
             plan = plan_stack(project, stack, refs)
         except StackError as failure:
@@ -80,12 +89,23 @@ def _component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -
     return label
 
 
+def resource_counts(plan: StackPlan) -> tuple[int, int]:
+    """How many resources the stack creates (components excluded), and how many of them are protected."""
+    custom = [r for r in plan.resources if r.get("custom", True)]
+    return len(custom), sum(1 for r in custom if r.get("protect"))
+
+
+def notes_of(plan: StackPlan) -> list[str]:
+    """What the stack leaves out and why (a feature AWS does not offer in a region, ...): said, never an error."""
+    return [str(note) for note in plan.outputs.get(NOTES_OUTPUT) or []]
+
+
 def summarize(plan: StackPlan, out: TextIO) -> None:
     """Print a readable summary of one stack: resources by component and type, then outputs."""
     resources = plan.resources
     by_urn = {r["urn"]: r for r in resources}
     custom = [r for r in resources if r.get("custom", True)]
-    protected = sum(1 for r in custom if r.get("protect"))
+    protected = resource_counts(plan)[1]
     print(
         f"== stack {plan.stack}: {plan.role}, account {plan.account}: {len(custom)} resources ({protected} protected)",
         file=out,
@@ -96,9 +116,7 @@ def summarize(plan: StackPlan, out: TextIO) -> None:
     for component in sorted(groups, key=lambda c: (c != "(stack)", c)):
         counts = ", ".join(f"{t.split(':')[-1]} x{n}" for t, n in sorted(groups[component].items()))
         print(f"   {component}: {counts}", file=out)
-    # What the stack leaves out and why (a feature AWS does not offer in a region, ...): said, never an error.
-    notes = plan.outputs.get(NOTES_OUTPUT) or []
-    for note in notes:
+    for note in notes_of(plan):
         print(f"   note: {note}", file=out)
     outputs = {key: value for key, value in plan.outputs.items() if key != NOTES_OUTPUT}
     if outputs:
@@ -127,6 +145,11 @@ def summarize_paths(paths: Sequence[PathResult], out: TextIO) -> None:
         verdict = "BROKEN" if counts["broken"] else "ok"
         detail = ", ".join(f"{counts[v]} {v}" for v in ("ok", "unproven", "broken") if counts[v])
         print(f"   {kind}: {verdict} ({detail or 'none'})", file=out)
+    summarize_failing_paths(paths, out)
+
+
+def summarize_failing_paths(paths: Sequence[PathResult], out: TextIO) -> None:
+    """Print each path that is not ok (broken or unproven): its request and why."""
     for path in paths:
         if path.verdict == "ok":
             continue
@@ -147,6 +170,99 @@ def summarize_policy(plan: StackPlan, out: TextIO) -> None:
         print(f"     [{violation['enforcement']}] {violation['policy']}: {violation['urn'] or '(stack)'}", file=out)
         for line in violation["message"].splitlines():
             print(f"       {line}", file=out)
+
+
+def summarize_notes(plans: Sequence[StackPlan], out: TextIO) -> None:
+    """Print the stacks' notes, each once with the stacks that carry it (lab, dev and prod often share one)."""
+    stacks_of: dict[str, list[str]] = {}
+    for plan in plans:
+        for note in notes_of(plan):
+            stacks_of.setdefault(note, []).append(plan.stack)
+    if not stacks_of:
+        return
+    print("== notes: what the plan leaves out, and why", file=out)
+    for note, stacks in stacks_of.items():
+        print(f"   {', '.join(stacks)}: {note}", file=out)
+
+
+def summarize_problems(result: PlanResult, out: TextIO) -> None:
+    """Print what is not ok: each stack's policy violations, and the paths that are broken or unproven."""
+    for plan in result.plans:
+        if plan.policy is not None and plan.policy["violations"]:
+            print(f"== stack {plan.stack}: {plan.role}, account {plan.account}", file=out)
+            summarize_policy(plan, out)
+    failing = [path for path in result.paths if path.verdict != "ok"]
+    if failing:
+        print("== paths that are not proven ok (evaluated against the planned documents)", file=out)
+        summarize_failing_paths(failing, out)
+
+
+def policy_verdict(plan: StackPlan) -> tuple[str, str]:
+    """The policy pack's verdict on a stack, in a few words, and its style on a terminal."""
+    if plan.policy is None:
+        return "not checked", "yellow"
+    violations = plan.policy["violations"]
+    count = f"{len(violations)} violation{'' if len(violations) == 1 else 's'}"
+    if not plan.policy["passed"]:
+        return f"REFUSED: {count}", "bold red"
+    return ("passed", "green") if not violations else (f"passed, {count}", "yellow")
+
+
+def paths_verdict(paths: Sequence[PathResult]) -> tuple[str, str]:
+    """One kind's paths of one stack in a few words (`ok`, `2 unproven`, `1 BROKEN`, `-` for none), and its style."""
+    if not paths:
+        return "-", "dim"
+    counts = Counter(p.verdict for p in paths)
+    if not counts["broken"] and not counts["unproven"]:
+        return "ok", "green"
+    words = [f"{counts['broken']} BROKEN"] if counts["broken"] else []
+    words += [f"{counts['unproven']} unproven"] if counts["unproven"] else []
+    return ", ".join(words), "bold red" if counts["broken"] else "yellow"
+
+
+Cell = tuple[str, str]  # a summary cell's text and its style on a terminal
+
+
+def summary_columns(result: PlanResult, *, paths_checked: bool) -> list[tuple[str, list[Cell]]]:
+    """The summary's columns, each a heading and one cell per planned stack: the stack, its account, its resources
+    and protected ones, the policy verdict, and (once checked) the paths verdict per kind."""
+    plans = result.plans
+    counts = [resource_counts(plan) for plan in plans]
+    columns: list[tuple[str, list[Cell]]] = [
+        ("stack", [(plan.stack, "bold") for plan in plans]),
+        ("account", [(plan.account, "") for plan in plans]),
+        ("resources", [(str(resources), "") for resources, _ in counts]),
+        ("protected", [(str(protected), "") for _, protected in counts]),
+        ("policy", [policy_verdict(plan) for plan in plans]),
+    ]
+    for kind in KINDS if paths_checked else ():
+        of_kind = [p for p in result.paths if p.kind == kind]
+        columns.append((kind, [paths_verdict([p for p in of_kind if p.stack == plan.stack]) for plan in plans]))
+    return columns
+
+
+def summary_table(result: PlanResult, *, paths_checked: bool, transposed: bool = False) -> Table:
+    """The summary as a table: a row per stack, or `transposed` (a column per stack) for a narrow terminal."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = summary_columns(result, paths_checked=paths_checked)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    if transposed:
+        (_, stacks), *rest = columns
+        table.add_column("")
+        for name, _ in stacks:
+            table.add_column(name)
+        for heading, cells in rest:
+            label = f"{heading} paths" if heading in KINDS else heading
+            table.add_row(Text(label, style="bold"), *(Text(text, style=style) for text, style in cells))
+        return table
+    for heading, _ in columns:
+        table.add_column(heading, justify="right" if heading in ("resources", "protected") else "left")
+    for row in zip(*(cells for _, cells in columns), strict=True):
+        table.add_row(*(Text(text, style=style) for text, style in row))
+    return table
 
 
 MAX_SHOWN = 160

@@ -325,7 +325,7 @@ def _assume_target(target: DeployTarget, sts: StsFactory) -> tuple[Problem | Non
             Problem(
                 f"cannot assume the deploy role {target.role_arn}: {info.get('Code', 'error')}: "
                 f"{info.get('Message', error)}. The role must exist in account {target.account_id} and trust the "
-                "identity running the rollout (README.md, 'Operations: the multi-account rollout', 'Prerequisites')",
+                "identity running the rollout (docs/operations.md, 'Prerequisites')",
                 where,
             ),
             None,
@@ -565,7 +565,7 @@ def key_policy_findings(
                 Problem(
                     f"{where} does not let account {', '.join(missing)} copy the database's snapshots "
                     f"(not allowed: {', '.join(denied)}), so every copy to the backup account would fail. "
-                    "The application team owns the key: add this statement to its key policy (README.md, "
+                    "The application team owns the key: add this statement to its key policy (docs/configuration.md, "
                     "'Data protection', RDS):\n" + json.dumps(statement, indent=2),
                     key.stack,
                 )
@@ -860,7 +860,7 @@ def management_warnings(
         Problem(
             f"no management stack ({project.stack_file(STACK_MANAGEMENT).name}): {need}. Preflight cannot check "
             "it from the deploy roles. Once per organization, in the management account, run:\n"
-            f"{commands}\nor add the management stack (README.md, 'Management account (optional)')"
+            f"{commands}\nor add the management stack (docs/architecture.md, 'Management account (optional)')"
         )
     ]
 

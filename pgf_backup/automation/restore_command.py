@@ -261,7 +261,7 @@ def _report(  # noqa: PLR0917 - the pieces of one run, said once
         f"next, in the workload account {job.workload_account} (an operator role with backup:StartRestoreJob and "
         f"iam:PassRole on {job.restore_role_arn.rsplit('/', 1)[-1]}):",
         f"  {doc['next']['commands'][0]}",
-        f"  # edit {copy_back.METADATA_FILE}: restore into a new resource (README, Restore runbooks)"
+        f"  # edit {copy_back.METADATA_FILE}: restore into a new resource (docs/runbooks.md)"
         + (f"; the keys: {doc['next']['metadata_docs']}" if doc["next"]["metadata_docs"] else ""),
         f"  {doc['next']['commands'][1]}",
     ]

@@ -333,7 +333,7 @@ class Plan(Model):
     # Retention classes: the values the tag backup:retention_days may take. A resource tagged with one of them is
     # backed up by a plan whose class rule (`retention_rule`, by default the first scheduled rule) keeps its recovery
     # points that many days; copies keep their own lifecycles, or the rule's. An untagged resource gets the class
-    # rule's own delete_after_days, which must be listed. Empty: one class, no tag read.
+    # rule's own delete_after_days (the default class, a class whether listed or not). Empty: one class.
     retention_classes: tuple[Annotated[int, Field(ge=1, le=36500)], ...] = ()
     retention_rule: RuleName | None = None
 
@@ -348,11 +348,6 @@ class Plan(Model):
             )
         if len(set(self.retention_classes)) != len(self.retention_classes):
             raise ValueError("retention_classes: lists a value more than once")
-        if self.retention_classes and self.default_retention not in self.retention_classes:
-            raise ValueError(
-                f"retention_classes: the default class {self.default_retention} (rules.{self.class_rule}"
-                ".delete_after_days, what an untagged resource gets) must be listed"
-            )
         if len(self.all_rules()) > MAX_RULES_PER_PLAN:
             raise ValueError(
                 f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
@@ -499,7 +494,8 @@ class Database(Model):
     encryption: Literal["customer", "aws-managed"] = "customer"
     # The database's own key: its snapshots keep it, so copies to the backup account need a grant on it.
     kms_key_arn: KmsKeyArn | None = None
-    # The `backup:retention_days` tag it carries (one of plan.retention_classes); databases stay in the default vault.
+    # The routing tags it carries: `backup:vault` (a vault key of this stack) and `backup:retention_days`.
+    vault: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = None
     retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
 
 

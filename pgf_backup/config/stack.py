@@ -243,7 +243,10 @@ class VaultStack(_Stack):
     # -- derived values ------------------------------------------------------------------------
 
     def central_vault_key(self, tier: str) -> str | None:
-        """The first vault of a tier: it receives the tier's recovery points (and copies)."""
+        """The vault of a tier that receives its recovery points (and copies): the one keyed by the tier's name, else
+        the tier's first. Keyed by name, it stays the same whatever order a tool writes the YAML keys in."""
+        if tier in self.vaults and self.vaults[tier].tier == tier:
+            return tier
         return next((key for key, vault in self.vaults.items() if vault.tier == tier), None)
 
     def vault_name(self, key: str) -> str:
@@ -371,6 +374,17 @@ class BackupAccountStack(VaultStack):
     def account_id(self) -> str:
         return self.accounts[STACK_BACKUP]
 
+    def routed_vault_keys(self, tier: str) -> tuple[str, ...]:
+        """The tier's vaults after its central one: vaults per criticality, routed to by backup:vault."""
+        central = self.central_vault_key(tier)
+        return tuple(key for key, vault in self.vaults.items() if vault.tier == tier and key != central)
+
+    def plan_variants(self, tier: Tier) -> list[PlanVariant]:
+        """Organization mode: the tier's plans in its BACKUP_POLICY, one per (vault, retention class)."""
+        central = self.central_vault_key(tier)
+        assert central is not None  # checked by the config model
+        return plan_variants(self.plan_name(tier), self.plans[tier], central, self.routed_vault_keys(tier))
+
 
 @dataclass(frozen=True)
 class PlanVariant:
@@ -386,14 +400,16 @@ class PlanVariant:
     operator then holds, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
     """
 
-    stack: WorkloadStack
+    base_name: str  # the tier's plan name (`pgf-prod`)
     base: Plan
+    default_vault_key: str
+    routed_vault_keys: tuple[str, ...]
     vault: str
     retention_days: int
 
     @property
     def default_vault(self) -> bool:
-        return self.vault == self.stack.vault_key
+        return self.vault == self.default_vault_key
 
     @property
     def default_class(self) -> bool:
@@ -408,8 +424,7 @@ class PlanVariant:
 
     @property
     def plan_name(self) -> str:
-        base = self.stack.plan_name(self.stack.tier)
-        return f"{base}-{self.suffix}" if self.suffix else base
+        return f"{self.base_name}-{self.suffix}" if self.suffix else self.base_name
 
     @property
     def plan(self) -> Plan:
@@ -427,10 +442,19 @@ class PlanVariant:
     @property
     def not_equals(self) -> list[tuple[str, str]]:
         """The routing tag values this plan's resources do not carry: the other variants'."""
-        excluded = [(TAG_BACKUP_VAULT, key) for key in self.stack.routed_vault_keys] if self.default_vault else []
+        excluded = [(TAG_BACKUP_VAULT, key) for key in self.routed_vault_keys] if self.default_vault else []
         if self.default_class:
             excluded += [(TAG_RETENTION_DAYS, str(days)) for days in self.base.other_classes]
         return excluded
+
+
+def plan_variants(base_name: str, plan: Plan, default_vault: str, routed: tuple[str, ...]) -> list[PlanVariant]:
+    """Every (vault, retention class) pair that gets its own plan, the default vault and class first."""
+    return [
+        PlanVariant(base_name, plan, default_vault, routed, vault, days)
+        for vault in (default_vault, *routed)
+        for days in (plan.default_retention, *plan.other_classes)
+    ]
 
 
 class WorkloadStack(VaultStack):
@@ -525,12 +549,12 @@ class WorkloadStack(VaultStack):
         """The routing tags the config gives its buckets and databases name a vault and a class that exist."""
         classes = self.plan.retention_classes if self.plan is not None else ()
         routed = [("buckets", name, b.vault, b.retention_days) for name, b in self.buckets.items()]
-        routed += [("databases", name, None, d.retention_days) for name, d in self.databases.items()]
+        routed += [("databases", name, d.vault, d.retention_days) for name, d in self.databases.items()]
         for section, name, vault, days in routed:
             if vault is not None and vault not in self.vaults:
                 errors.append(
                     f"{section}.{name}.vault: {vault!r} is not a vault of this stack ({', '.join(self.vaults)}); "
-                    "the tag backup:vault routes a bucket to one of them"
+                    "the tag backup:vault routes a resource to one of them"
                 )
             if days is not None and self.scheduling == "account" and days not in (classes or (None,)):
                 allowed = ", ".join(str(c) for c in classes) if classes else "none: plan.retention_classes is empty"
@@ -572,21 +596,18 @@ class WorkloadStack(VaultStack):
 
     @property
     def vault_key(self) -> str:
-        """The vault that receives this stack's recovery points: the first (each vault here is of its tier)."""
-        return next(iter(self.vaults))
+        """The vault that receives this stack's recovery points: the one keyed by the tier's name, else the first
+        (each vault here is of its tier)."""
+        return self.central_vault_key(self.tier) or next(iter(self.vaults))
 
     @property
     def routed_vault_keys(self) -> tuple[str, ...]:
-        """The vaults after the first: a bucket tagged backup:vault=<key> goes there (vaults per criticality)."""
-        return tuple(self.vaults)[1:]
+        """The other vaults: a resource tagged backup:vault=<key> goes there (vaults per criticality)."""
+        return tuple(key for key in self.vaults if key != self.vault_key)
 
     def plan_variants(self, plan: Plan) -> list[PlanVariant]:
-        """Every (vault, retention class) pair that gets its own plan, the default vault and class first."""
-        variants: list[PlanVariant] = []
-        for vault in (self.vault_key, *self.routed_vault_keys):
-            for days in (plan.default_retention, *plan.other_classes):
-                variants.append(PlanVariant(self, plan, vault, days))
-        return variants
+        """This tier's plans: one per (vault, retention class), the default vault and class first."""
+        return plan_variants(self.plan_name(self.tier), plan, self.vault_key, self.routed_vault_keys)
 
     @property
     def hardened(self) -> bool:

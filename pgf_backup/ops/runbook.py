@@ -645,7 +645,7 @@ def _s3_section(ctx: _Context, cfg: WorkloadStack) -> Section:
             "Backup never replaces an object that exists. Keep `EncryptionType` `original`: the bucket policy "
             "refuses objects that ask for another key. A continuous recovery point takes `RestoreTime` (e.g. "
             "`2026-12-02T03:30:00Z`) in the metadata. A new bucket has none of this project's protection: add it to "
-            f"`buckets` and run `pgf-backup up --stacks {ctx.stack}` if it replaces the original."
+            f"`buckets` and run `pgf-backup up --stack {ctx.stack}` if it replaces the original."
         )
     ]
     buckets = _get(ctx.out, "buckets")
@@ -1124,7 +1124,7 @@ def _iac_section(ctx: _Context) -> Section:
     stack = ctx.stack
     up_comment = "redeploys (asks first unless --yes)" if ctx.cfg.hardened else "redeploys"
     first = (
-        f" A workload stack reads the backup stack's outputs: after the loss of both, run `pgf-backup up --stacks "
+        f" A workload stack reads the backup stack's outputs: after the loss of both, run `pgf-backup up --stack "
         f"{STACK_BACKUP}` first."
         if stack != STACK_BACKUP
         else ""
@@ -1144,9 +1144,9 @@ def _iac_section(ctx: _Context) -> Section:
                 "their pipeline."
             ),
             _shell(
-                _command(f"pgf-backup preview --stacks {stack}", comment="what differs from the config, policy-gated"),
-                _command(f"pgf-backup up --stacks {stack}", comment=up_comment),
-                _command(f"pgf-backup drift --stacks {stack}", comment="exit 3 while the cloud still differs"),
+                _command(f"pgf-backup preview --stack {stack}", comment="what differs from the config, policy-gated"),
+                _command(f"pgf-backup up --stack {stack}", comment=up_comment),
+                _command(f"pgf-backup drift --stack {stack}", comment="exit 3 while the cloud still differs"),
             ),
         ),
     )

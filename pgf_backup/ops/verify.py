@@ -37,7 +37,9 @@ from pgf_backup.constants import (
     TAG_APPLICATION,
     TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
+    TAG_BACKUP_VAULT,
     TAG_DATA_CLASSIFICATION,
+    TAG_RETENTION_DAYS,
 )
 
 SCHEMA = "pgf-backup/verify/v1"
@@ -303,6 +305,9 @@ class Expectations:
     backup_account: str
     backup_vault_locks: Mapping[CopyTarget, tuple[VaultLock | None, bool]]  # target -> (lock, air-gapped)
     fully_managed_config: Mapping[str, Mapping[str, bool]]
+    # The routing tags' allowed values: the plan's retention classes, the vaults after the first.
+    retention_classes: tuple[int, ...] = ()
+    routed_vaults: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, stack: str, cfg: WorkloadStack, backup: BackupAccountStack) -> Expectations:
@@ -340,6 +345,8 @@ class Expectations:
             backup_account=backup.account_id,
             backup_vault_locks=locks,
             fully_managed_config={r: dict(t.management) for r, t in cfg.region_resource_types.items()},
+            retention_classes=plan.retention_classes if plan is not None else (),
+            routed_vaults=cfg.routed_vault_keys if cfg.scheduling == "account" else backup.routed_vault_keys(tier),
         )
 
     def expected_copies(self, resource: Resource) -> list[CopyTarget]:
@@ -382,6 +389,18 @@ def tag_problems(resource: Resource, exp: Expectations) -> list[str]:
             if application is None
             else f"tag {TAG_APPLICATION}={application!r}: this stack's application is {exp.application!r}"
         )
+    # The routing tags (README, "Tags"): a value outside what the config routes is backed up by the default plan,
+    # not as its owner asked: said here rather than silently taken.
+    days = tags.get(TAG_RETENTION_DAYS)
+    if days is not None and days not in {str(d) for d in exp.retention_classes}:
+        allowed = ", ".join(str(d) for d in exp.retention_classes) or "none: the plan has no retention classes"
+        problems.append(
+            f"tag {TAG_RETENTION_DAYS}={days!r}: not a retention class ({allowed}); backed up with the default class"
+        )
+    vault = tags.get(TAG_BACKUP_VAULT)
+    if vault is not None and vault not in exp.routed_vaults:
+        allowed = ", ".join(exp.routed_vaults) or "none: this stack has one vault"
+        problems.append(f"tag {TAG_BACKUP_VAULT}={vault!r}: not a routed vault ({allowed}); backed up in the default")
     return problems
 
 

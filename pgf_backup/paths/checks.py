@@ -591,6 +591,12 @@ def check_database_keys(out: _Collector, cfg: WorkloadStack, stack: str, destina
         )
 
 
+def _default_arn(vault: Any, cfg: WorkloadStack) -> str:
+    """The ARN the workload stack's receiving vault has in `vault`'s region (to prefer it among several)."""
+    arn: str = vault.arn
+    return arn.rsplit(":", 1)[0] + ":" + cfg.vault_name(cfg.vault_key)
+
+
 def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, cfg: WorkloadStack, stack: str) -> None:
     """The copy of a central recovery point back into this workload account, per region."""
     role = next(
@@ -604,14 +610,17 @@ def check_restore_back(out: _Collector, found: Inventory, backup: PlannedStack, 
     for central in found.vaults.values():
         if central.stack != backup.stack or central.air_gapped or central.tier != cfg.tier:
             continue
-        local = next(
+        # Into the workload vault of the same name (a vault per criticality copies back into its twin), else the
+        # tier's vault of the workload stack.
+        candidates = sorted(
             (
                 v
                 for v in found.vaults.values()
                 if v.stack == stack and v.region == central.region and not v.air_gapped and v.tier == cfg.tier
             ),
-            None,
+            key=lambda v: (v.arn.rsplit(":", 1)[-1] != central.arn.rsplit(":", 1)[-1], v.arn != _default_arn(v, cfg)),
         )
+        local = candidates[0] if candidates else None
         target = local.arn if local else f"a {cfg.tier} vault of {stack} in {central.region}"
         if local is None:
             out.add("restore", stack, central.arn, target, "copy back", "broken", "no workload vault to restore into")
@@ -1478,7 +1487,9 @@ def check_paths(plans: Sequence[PlannedStack], configs: Mapping[str, StackConfig
         check_observability(out, found, plan, cfg)
     # The mock runtime registers resources in no fixed order: sort, so a report reads the same on every run.
     order = {plan.stack: index for index, plan in enumerate(plans)}
-    return sorted(out.results, key=lambda r: (order[r.stack], r.kind, r.source, r.target, r.request, r.verdict))
+    return sorted(
+        out.results, key=lambda r: (order[r.stack], r.kind, r.source, r.target, r.request, r.verdict, r.reason)
+    )
 
 
 def broken(results: Sequence[PathResult]) -> list[PathResult]:

@@ -267,6 +267,8 @@ class Resource:
     name: str
     props: Mapping[str, Any]
     ctx: Context
+    # The URN of its parent (a component), '' for none: what groups a plan's selections before its id is known.
+    parent: str = ""
 
     @property
     def where(self) -> tuple[str | None, str | None]:

@@ -282,6 +282,14 @@ RULES: Final[tuple[ResourceRule | StackRule, ...]] = (
         vaults.prod_stateful_resources_protected_violations,
         ("tier",),
     ),
+    StackRule(
+        "selections-disjoint",
+        "Within a stack, no two backup plans have selections that can match the same resource (its tags and ARN): "
+        "AWS Backup would run both plans on it, with their different retentions and vaults.",
+        MANDATORY,
+        frozenset({selections.SELECTION}),
+        selections.selections_disjoint_violations,
+    ),
     ConfiguredStackRule(
         "restore-testing-covers-prod",
         "Every resource type protected in prod has a restore testing selection under a restore testing plan "
@@ -334,7 +342,8 @@ def _stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, ReportVi
             props = plain(resource.props)
             provider = resource.provider.props if resource.provider is not None else None
             ctx = context_of(resource.urn, provider, settings, props, resource.opts.protect)
-            resources.append(Resource(resource.resource_type, resource.urn, resource.name, props, ctx))
+            parent = resource.parent.urn if resource.parent is not None else ""
+            resources.append(Resource(resource.resource_type, resource.urn, resource.name, props, ctx, parent))
         if isinstance(rule, ConfiguredStackRule):
             # The stack's name (hence its tier) from any of its resources: a rule may find none of its own types.
             name = stack_of_urn(args.resources[0].urn) if args.resources else ""

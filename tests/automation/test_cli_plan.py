@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pgf_backup.automation.cli import main
 from pgf_backup.automation.status import ExitStatus
+from pgf_backup.paths.checks import KINDS
 from pgf_backup.project import Project
 
 PROJECT_FILES = (
@@ -39,14 +43,35 @@ def _run(*argv: str) -> tuple[int, str, str]:
     return int(status), out.getvalue(), err.getvalue()
 
 
+def summary_rows(out: str) -> dict[str, dict[str, str]]:
+    """The summary table (plain text off a terminal): each stack's cells by column heading."""
+    lines = out.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("== summary")))
+    # Columns are three spaces apart; a cell holds single spaces at most ("1 unproven").
+    header = re.split(r"\s{2,}", lines[start + 1].strip())
+    assert set(lines[start + 2]) == {"─"}, lines[start + 2]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines[start + 3 :]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(header):
+            break
+        rows[cells[0]] = dict(zip(header, cells, strict=True))
+    return rows
+
+
 @pytest.fixture(scope="module")
-def plan_json(project: Project, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def plan_run(project: Project, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """`plan --all --json FILE`: its output, and the JSON document."""
     path = tmp_path_factory.mktemp("plan") / "plan.json"
     status, out, err = _run("--project-dir", str(project.root), "plan", "--all", "--json", str(path))
     assert status == ExitStatus.OK, err
-    assert "== stack backup" in out and "== stack prod" in out
-    document: dict[str, object] = json.loads(path.read_text())
-    return document
+    document: dict[str, Any] = json.loads(path.read_text())
+    return out, document
+
+
+@pytest.fixture(scope="module")
+def plan_json(plan_run: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return plan_run[1]
 
 
 def test_json_shape(plan_json: dict[str, object]) -> None:
@@ -64,11 +89,45 @@ def test_json_shape(plan_json: dict[str, object]) -> None:
     assert vault["urn"].startswith("urn:pulumi:prod::pgf-backup::")
 
 
+def test_the_summary_is_the_plan_in_short(plan_run: tuple[str, dict[str, Any]]) -> None:
+    """Without --verbose: the notes, what is not ok, and a row per stack whose counts are the JSON document's."""
+    out, document = plan_run
+    rows = summary_rows(out)
+    assert list(rows) == ["backup", "lab", "dev", "prod"]
+    assert "== stack backup" not in out and "outputs:" not in out  # the full listing is --verbose's
+    for stack in document["stacks"]:
+        row = rows[stack["stack"]]
+        custom = [r for r in stack["resources"] if r.get("custom", True)]
+        assert row["account"] == stack["account"]
+        assert row["resources"] == str(len(custom))
+        assert row["protected"] == str(sum(1 for r in custom if r["protect"]))
+        assert row["policy"] == "passed" and stack["policy"]["passed"]
+        for kind in KINDS:
+            verdicts = Counter(
+                p["verdict"] for p in document["paths"] if (p["stack"], p["kind"]) == (stack["stack"], kind)
+            )
+            words = [f"{verdicts['broken']} BROKEN"] if verdicts["broken"] else []
+            words += [f"{verdicts['unproven']} unproven"] if verdicts["unproven"] else []
+            assert row[kind] == ("-" if not verdicts else ", ".join(words) or "ok"), (stack["stack"], kind)
+    assert rows["prod"]["protected"] != "0"
+    unproven = [p for p in document["paths"] if p["verdict"] == "unproven"]
+    assert unproven  # the shipped RDS snapshot copies: their key is the application's
+    assert "== paths that are not proven ok" in out
+    for path in unproven:
+        assert f"[unproven] {path['kind']} ({path['stack']}): {path['from']} -> {path['to']}" in out
+    # A note shared by stacks is said once, naming them.
+    assert sum(1 for line in out.splitlines() if "coverage: evaluated in ca-central-1 only" in line) == 1
+    assert "   lab, dev, prod: coverage: evaluated in ca-central-1 only" in out
+
+
 def test_one_stack(project: Project, tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
-    status, out, _ = _run("--project-dir", str(project.root), "plan", "--stack", "lab", "--json", str(path))
+    argv = ("--project-dir", str(project.root), "plan", "--stack", "lab", "--json", str(path), "--verbose")
+    status, out, _ = _run(*argv)
     assert status == ExitStatus.OK
     assert "== stack lab" in out and "== stack prod" not in out
+    assert "== paths: the requests AWS will make" in out and "   policy: passed" in out
+    assert list(summary_rows(out)) == ["lab"]
     assert [s["stack"] for s in json.loads(path.read_text())["stacks"]] == ["lab"]
 
 
@@ -80,7 +139,7 @@ def test_unknown_stack_is_a_usage_error(project: Project) -> None:
 
 def test_bad_arguments_are_a_usage_error() -> None:
     status, _, err = _run("plan", "--stack")
-    assert status == ExitStatus.USAGE and "expected one argument" in err
+    assert status == ExitStatus.USAGE and "argument --stack/--stacks: expected at least one argument" in err
 
 
 def test_bad_stack_file_exits_2_with_the_key_and_no_traceback(project: Project, tmp_path: Path) -> None:
@@ -136,19 +195,29 @@ def test_unwritable_json_target_is_refused_before_planning(target: str, message:
 
 
 def _organization_mode(root: Path) -> None:
-    """Switch the backup stack file at `root` to organization mode (UTC plans from the workload files)."""
+    """Switch the stack files at `root` to organization mode: the workload files' plans (in UTC) move to the backup
+    stack file (every file is checked against the others, whatever stacks are planned)."""
     import yaml
+
+    from tests.conftest import without_routing
 
     backup = yaml.safe_load((root / "Pulumi.backup.yaml").read_text())
     plans = {}
     for tier in ("lab", "dev", "prod"):
-        plan = yaml.safe_load((root / f"Pulumi.{tier}.yaml").read_text())["config"]["pgf-backup:plan"]
+        workload = yaml.safe_load((root / f"Pulumi.{tier}.yaml").read_text())
+        plan = workload["config"].pop("pgf-backup:plan")
+        workload["config"]["pgf-backup:scheduling"] = "organization"
+        # prod's routing does not fit one BACKUP_POLICY (tests/test_modes.py): left out here.
+        without_routing(workload["config"], tier)
+        plan.pop("retention_classes", None)
+        (root / f"Pulumi.{tier}.yaml").write_text(yaml.safe_dump(workload))
         for rule in plan.get("rules", {}).values():
             rule["timezone"] = "UTC"
         if isinstance(plan.get("continuous"), dict):
             plan["continuous"]["timezone"] = "UTC"
         plans[tier] = plan
     backup["config"]["pgf-backup:scheduling"] = "organization"
+    without_routing(backup["config"], None)
     backup["config"]["pgf-backup:plans"] = plans
     # The stack's organization replaces Pulumi.yaml's whole: it repeats the id.
     backup["config"]["pgf-backup:organization"] = {
@@ -165,17 +234,16 @@ def test_plan_puts_the_management_stack_first_and_the_pack_passes_it(
     from tests.conftest import add_management_stack
 
     root = _copy(project, tmp_path)
-    argv = ["--all"]
     if scheduling == "organization":
         _organization_mode(root)
-        argv = ["--stack", "management", "--stack", "backup"]  # the workload files stay in account mode
     add_management_stack(root)
     path = tmp_path / "plan.json"
-    status, out, err = _run("--project-dir", str(root), "plan", *argv, "--json", str(path))
+    status, out, err = _run("--project-dir", str(root), "plan", "--all", "--verbose", "--json", str(path))
     assert status == ExitStatus.OK, err
     stacks = json.loads(path.read_text())["stacks"]
-    expected = ["management", "backup"] + (["lab", "dev", "prod"] if scheduling == "account" else [])
+    expected = ["management", "backup", "lab", "dev", "prod"]
     assert [s["stack"] for s in stacks] == expected
+    assert list(summary_rows(out)) == expected
     management = stacks[0]
     assert management["role"] == "management" and management["account"] == "900000000090"
     assert management["policy"]["passed"] is True
@@ -191,9 +259,10 @@ def test_plan_of_a_workload_stack_does_not_evaluate_the_management_stack(project
 
     root = _copy(project, tmp_path)
     add_management_stack(root)
-    status, out, err = _run("--project-dir", str(root), "plan", "--stack", "lab")
+    status, out, err = _run("--project-dir", str(root), "plan", "--stack", "lab", "--verbose")
     assert status == ExitStatus.OK, err
     assert "== stack lab" in out and "== stack management" not in out
+    assert list(summary_rows(out)) == ["lab"]
     status, _, err = _run("--project-dir", str(root), "plan", "--stack", "staging")
     assert "allowed: management, backup, lab, dev, prod" in err
 

@@ -138,7 +138,11 @@ def test_destroy_is_refused_for_stacks_with_compliance_locks(project):
     configs = load_configs(project, ALL)
     problems = destroy_problems(configs, ALL)
     assert [p.stack for p in problems] == ["backup", "prod"]
-    assert "vault 'prod' (pgf-prod) holds a Vault Lock in compliance mode" in problems[1].message
+    # Every compliance-locked vault of prod is named: the tier's and its two vaults per criticality.
+    assert (
+        "vault 'prod' (pgf-prod), 'files-raw' (pgf-files-raw), 'files-processed' (pgf-files-processed) holds a "
+        "Vault Lock in compliance mode"
+    ) in problems[1].message
     assert destroy_problems(configs, ["lab", "dev"]) == []
 
 
@@ -259,8 +263,7 @@ def test_a_role_that_cannot_be_assumed_is_named():
     assert problem == Problem(
         "cannot assume the deploy role arn:aws:iam::300000000030:role/pgf-backup-deploy: AccessDenied: "
         "User: arn:aws:iam::111111111111:user/ci is not authorized. The role must exist in account "
-        "300000000030 and trust the identity running the rollout (README.md, 'Operations: the multi-account "
-        "rollout', 'Prerequisites')",
+        "300000000030 and trust the identity running the rollout (docs/operations.md, 'Prerequisites')",
         "dev",
     )
 

@@ -160,6 +160,11 @@ def test_missing_outputs_are_named(project, backup_outputs):
         "output 'central_vaults.prod.ca-central-1.arn' is missing",
         "output 'air_gapped_vaults.prod.arn' is missing",
         *(
+            f"output 'vaults.{key}.ca-central-1.arn' is missing (vaults.{key} of this stack copies to the backup "
+            f"account's vault of the same key: declare vaults.{key} with tier prod there)"
+            for key in ("files-raw", "files-processed")
+        ),
+        *(
             f"output 'dashboards.sinks.{region}' is missing (the backup stack exports its sinks with "
             "dashboards.enabled and dashboards.cross_account on; or set dashboards.cross_account: false in this stack)"
             for region in ("ca-central-1", "ca-west-1")

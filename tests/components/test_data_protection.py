@@ -366,11 +366,17 @@ def test_prod_stack_protects_each_bucket_and_database(run_stack: Callable[..., d
         assert {r["inputs"]["bucket"] for r in by_type[type_]} == buckets | {reports}, type_
     # Every bucket and database is selected by ARN: the RDS instance by the plan that spares it the
     # air-gapped copy (logically air-gapped vaults hold no RDS DB instances).
+    # Each by the plan its routing in Pulumi.prod.yaml names (vault per criticality, retention class).
     listed = {s["name"]: set(s["inputs"]["resources"]) for s in by_type["aws:backup/selection:Selection"]}
-    assert listed["plan-prod-listed"] == {f"arn:aws:s3:::{b}" for b in buckets} | {
-        "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core"
+    assert listed["plan-prod-listed"] == {
+        "arn:aws:s3:::pgf-exports-prod",
+        "arn:aws:s3:::pgf-backup-exports-400000000040",  # the export bucket this stack creates
+        "arn:aws:rds:ca-central-1:400000000040:cluster:pgf-core",
     }
-    assert listed["plan-prod-standard-vaults-listed"] == {"arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"}
+    assert listed["plan-prod-files-raw-listed"] == {"arn:aws:s3:::pgf-documents-prod"}
+    assert listed["plan-prod-files-processed-90d-listed"] == {"arn:aws:s3:::pgf-reports-prod"}
+    assert listed["plan-prod-90d-standard-vaults-listed"] == {"arn:aws:rds:ca-central-1:400000000040:db:pgf-audit"}
+    assert set().union(*listed.values()) >= {f"arn:aws:s3:::{b}" for b in buckets}
     identifiers = {r["inputs"]["source"]["sourceIdentifier"] for r in by_type["aws:cfg/rule:Rule"]}
     assert "RDS_MULTI_AZ_SUPPORT" in identifiers and "RDS_CLUSTER_MULTI_AZ_ENABLED" in identifiers
     # The application's buckets and databases are attached, never created: the buckets created are the export and
@@ -403,6 +409,7 @@ def test_prod_outputs_say_how_each_bucket_and_database_is_protected(run_stack: C
         "encryption": "customer",
         "backup": "plan pgf-prod, selection by ARN",
         "continuous_rule": "continuous",
+        "routing": {"vault": "prod", "retention_days": 35},
     }
     # What the application's key policy must hold for the copies into the backup account.
     assert statement["Principal"] == {"AWS": ["arn:aws:iam::100000000010:root"]}

@@ -164,7 +164,7 @@ def test_workload_restore_commands_name_the_exact_resources(
     assert f"pgf-backup catalog import \\\n    {catalog}<UTC time of the run>/" in text
     assert outputs.stack["exports"]["quicksight"]["prefix"] in text
     assert (
-        "pgf-backup up --stacks prod" in text
+        "pgf-backup up --stack prod" in text
         and "aws ssm get-parameters-by-path --region ca-central-1 --path /pgf" in text
     )
     assert "stop-replication-to-replica --region ca-west-1" in text

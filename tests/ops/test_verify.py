@@ -268,3 +268,25 @@ def test_selection_semantics(selection: verify.Selection, tags: dict[str, str], 
 def test_minimum_pages() -> None:
     assert verify.minimum_pages({"ListBuckets": 1000, "GetResources": 1000, "DescribeDBInstances": 200}) == 1 + 10 + 2
     assert verify.minimum_pages({"ListTables": 0}) == 1
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({"backup:retention_days": "90"}, []),
+        ({"backup:vault": "files-raw", "backup:retention_days": "35"}, []),
+        (
+            {"backup:retention_days": "60"},
+            ["tag backup:retention_days='60': not a retention class (35, 90); backed up with the default class"],
+        ),
+        (
+            {"backup:vault": "files"},
+            ["tag backup:vault='files': not a routed vault (files-raw, files-processed); backed up in the default"],
+        ),
+    ],
+)
+def test_routing_tags_outside_the_config_are_named(
+    expectations: verify.Expectations, tags: dict[str, str], expected: list[str]
+) -> None:
+    resource = verify.Resource("arn:aws:s3:::b", "b", "S3", "s3-bucket", PRIMARY, {**GOOD_TAGS, **tags})
+    assert verify.tag_problems(resource, expectations) == expected

@@ -129,9 +129,10 @@ def test_reverting_the_source_key_fix_breaks_the_copies(shipped: Any) -> None:
     plans, configs = shipped
     edited = _edited(plans, "prod", _without_statement("CrossAccountCopiesByDestinationAccounts", KEYS))
     failures = [r for r in broken(_run(edited, configs)) if r.kind == "copy"]
-    assert failures
-    failure = failures[0]
-    assert failure.stack == "prod" and failure.source.endswith(":backup-vault:pgf-prod")
+    # Every vault of prod loses the statement: its vaults per criticality (files-raw, files-processed) too.
+    assert {f.source.rsplit(":", 1)[-1] for f in failures} == {"pgf-prod", "pgf-files-raw", "pgf-files-processed"}
+    failure = next(f for f in failures if f.source.endswith(":backup-vault:pgf-prod"))
+    assert failure.stack == "prod"
     assert failure.target.startswith(f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:")
     assert "key policy of arn:aws:kms:ca-central-1:400000000040:key/" in failure.reason
     assert BACKUP_ACCOUNT in failure.reason
@@ -142,8 +143,10 @@ def test_reverting_the_restore_fix_breaks_the_copy_back(shipped: Any) -> None:
     edited = _edited(
         plans, "prod", _without_statement("CopyIntoVaultFromAccounts", ("aws:backup/vaultPolicy:VaultPolicy",))
     )
-    failures = [r for r in broken(_run(edited, configs)) if r.kind == "restore"]
-    assert len(failures) == 2  # primary and copy region
+    every = [r for r in broken(_run(edited, configs)) if r.kind == "restore"]
+    assert len(every) == 3 * 2  # each of prod's three vaults, in the primary and the copy region
+    failures = sorted((r for r in every if r.target.endswith(":backup-vault:pgf-prod")), key=lambda r: r.source)
+    assert len(failures) == 2
     assert failures[0].source == f"arn:aws:backup:ca-central-1:{BACKUP_ACCOUNT}:backup-vault:pgf-prod"
     assert failures[0].target == f"arn:aws:backup:ca-central-1:{PROD_ACCOUNT}:backup-vault:pgf-prod"
     assert "vault access policy of pgf-prod" in failures[0].reason
@@ -258,7 +261,9 @@ def test_plan_exits_1_and_names_a_broken_path(project: Project, tmp_path: Path) 
     )
     out, err = _Capture(), _Capture()
     status = main(
-        ["--project-dir", str(tmp_path), "plan", "--stack", "prod", "--json", str(tmp_path / "plan.json")], out, err
+        ["--project-dir", str(tmp_path), "plan", "--verbose", "--stack", "prod", "--json", str(tmp_path / "plan.json")],
+        out,
+        err,
     )
     assert status == ExitStatus.FAILED
     assert "== paths:" in out.text and "restore: BROKEN" in out.text
@@ -344,10 +349,14 @@ EXPORT_BUCKET = f"arn:aws:s3:::pgf-backup-exports-{PROD_ACCOUNT}"
 CATALOG_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-catalog-export-function"
 QUICKSIGHT_ROLE = f"arn:aws:iam::{PROD_ACCOUNT}:role/pgf-prod-quicksight-export-function"
 ALERT_TOPIC = f"arn:aws:sns:ca-central-1:{PROD_ACCOUNT}:pgf-prod-backup-job-alerts"
-# BackupAlarms of a shipped workload stack (one vault, two regions): five failure counters per region, and one
-# freshness alarm in the primary region (where the backups are made).
+# BackupAlarms of a shipped workload stack (two regions): five failure counters per vault and region, and one
+# freshness alarm in the primary region (where the backups are made). lab and dev have one vault; prod three (its
+# vaults per criticality, files-raw and files-processed).
 PRIMARY_BACKUP_ALARMS = 5 + 1
 BACKUP_ALARMS = PRIMARY_BACKUP_ALARMS + 5
+PROD_VAULTS = 3
+PROD_PRIMARY_BACKUP_ALARMS = 5 * PROD_VAULTS + 1
+PROD_BACKUP_ALARMS = PROD_PRIMARY_BACKUP_ALARMS + 5 * PROD_VAULTS
 
 
 def _edit_document(
@@ -374,7 +383,11 @@ def test_every_alarm_publishes_to_the_alert_topic_and_uses_its_key(shipped: Any)
     # Three requests per alarm. lab and dev: the catalog export's two alarms; prod: the catalog and QuickSight
     # exports' four; and in each workload stack BACKUP_ALARMS (BackupAlarms) in its two regions.
     counts = {s: sum(r.stack == s for r in alarms) for s in STACKS[1:]}
-    assert counts == {"lab": 3 * (2 + BACKUP_ALARMS), "dev": 3 * (2 + BACKUP_ALARMS), "prod": 3 * (4 + BACKUP_ALARMS)}
+    assert counts == {
+        "lab": 3 * (2 + BACKUP_ALARMS),
+        "dev": 3 * (2 + BACKUP_ALARMS),
+        "prod": 3 * (4 + PROD_BACKUP_ALARMS),
+    }
     assert all(r.verdict == "ok" and r.kind == "notification" for r in alarms)
     errors = [r for r in alarms if r.source.endswith(f":{PROD_ACCOUNT}:alarm:pgf-prod-quicksight-export-errors")]
     assert sorted(r.request.split(" by ")[0] for r in errors) == ["kms:Decrypt", "kms:GenerateDataKey", "sns:Publish"]
@@ -386,7 +399,7 @@ def test_a_topic_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipp
     plans, configs = shipped
     edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsPublish", ("aws:sns/topicPolicy:TopicPolicy",)))
     failures = broken(_run(edited, configs))
-    assert len(failures) == 4 + BACKUP_ALARMS  # one publish per alarm; the key still admits CloudWatch
+    assert len(failures) == 4 + PROD_BACKUP_ALARMS  # one publish per alarm; the key still admits CloudWatch
     assert all(
         r.source.startswith("cloudwatch.amazonaws.com for ") and r.request.startswith("sns:Publish") for r in failures
     )
@@ -408,14 +421,15 @@ def test_an_alarm_of_another_region_is_not_admitted_by_the_topic(shipped: Any) -
     edit = _edit_document("aws:sns/topicPolicy:TopicPolicy", "policy", other_region, arn=ALERT_TOPIC)
     failures = broken(_run(_edited(plans, "prod", edit), configs))
     # The primary region's topic: the export alarms and that region's backup alarms.
-    assert len(failures) == 4 + PRIMARY_BACKUP_ALARMS and all(r.request.startswith("sns:Publish") for r in failures)
+    assert len(failures) == 4 + PROD_PRIMARY_BACKUP_ALARMS
+    assert all(r.request.startswith("sns:Publish") for r in failures)
 
 
 def test_a_key_policy_without_the_cloudwatch_statement_breaks_the_alarms(shipped: Any) -> None:
     plans, configs = shipped
     edited = _edited(plans, "prod", _without_statement("CloudWatchAlarmsEncrypt", KEYS))
     failures = broken(_run(edited, configs))
-    assert len(failures) == 2 * (4 + BACKUP_ALARMS)  # kms:GenerateDataKey and kms:Decrypt per alarm
+    assert len(failures) == 2 * (4 + PROD_BACKUP_ALARMS)  # kms:GenerateDataKey and kms:Decrypt per alarm
     assert {r.request.split(" by ")[0] for r in failures} == {"kms:GenerateDataKey", "kms:Decrypt"}
     assert all(r.source.startswith("cloudwatch.amazonaws.com for ") and "key policy of" in r.reason for r in failures)
 

@@ -384,6 +384,7 @@ EXPECTED = {
     "lambda-publishes-versions": ("resource", "advisory"),
     "lambda-dead-letter": ("stack", "advisory"),
     "prod-stateful-resources-protected": ("resource", "mandatory"),
+    "selections-disjoint": ("stack", "mandatory"),
     "restore-testing-covers-prod": ("stack", "mandatory"),
     "audit-evidence-present": ("stack", "mandatory"),
 }

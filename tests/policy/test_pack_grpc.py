@@ -97,7 +97,7 @@ def test_prod_with_a_governance_lock_is_refused(
     assert not verdict.passed
     locks = [r["urn"] for r in prod.resources if r["type"] == LOCK]
     found = _found(verdict, "vault-lock-compliance-in-prod")
-    assert sorted(v.urn for v in found) == sorted(locks) and len(locks) == 2
+    assert sorted(v.urn for v in found) == sorted(locks) and len(locks) == 3 * 2  # three vaults, two regions
     assert all(v.enforcement == "mandatory" and "governance mode" in v.message for v in found)
     assert verdict.violations == tuple(found)
 
@@ -109,7 +109,8 @@ def test_prod_vault_without_key_is_refused_on_its_urn(
     verdict = _verdict(gate, project, prod, _mutated(prod, VAULT, kmsKeyArn=None))
     found = _found(verdict, "vault-customer-managed-key")
     assert [v.urn for v in found] == [r["urn"] for r in prod.resources if r["type"] == VAULT]
-    assert found[0].message.startswith("vault pgf-prod has no kmsKeyArn")  # the description prefix is stripped
+    # The description prefix is stripped (order: the plan's, which is not fixed).
+    assert any(v.message.startswith("vault pgf-prod has no kmsKeyArn") for v in found)
 
 
 def test_protect_travels_in_the_resource_options(
@@ -536,3 +537,56 @@ def test_a_bad_restore_testing_setting_is_refused_before_analysis(
     with pytest.raises(GateError, match="invalid policy config") as raised:
         gate.analyze("backup", "pgf-backup", [], {"restore-testing-covers-prod": {"restoreTesting": setting}})
     assert expected in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# selections-disjoint (through the analyzer's gRPC protocol)
+
+SELECTION = "aws:backup/selection:Selection"
+
+
+def _without_not_equals(plan: StackPlan, selection: str) -> list[dict[str, Any]]:
+    """prod's resources with the StringNotEquals conditions of one selection dropped."""
+    resources = copy.deepcopy(plan.resources)
+    for resource in resources:
+        if resource["type"] == SELECTION and resource["inputs"]["name"] == selection:
+            for block in resource["inputs"]["conditions"]:
+                block.pop("stringNotEquals", None)
+    return resources
+
+
+def test_prod_routing_selections_are_disjoint(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    # Several plans (two retention classes, two vaults per criticality), and no overlap between them.
+    assert len({r["parent"] for r in prod.resources if r["type"] == SELECTION}) >= 6
+    assert _found(_verdict(gate, project, prod, prod.resources), "selections-disjoint") == []
+
+
+def test_an_overlapping_selection_is_refused_naming_both(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    # Without its exclusions, the default plan's tag selection also matches what the 90-day class selects.
+    verdict = _verdict(gate, project, prod, _without_not_equals(prod, "pgf-prod-tagged"))
+    assert not verdict.passed
+    found = _found(verdict, "selections-disjoint")
+    assert found and all(v.enforcement == "mandatory" for v in found)
+    assert any("pgf-prod-90d-tagged and pgf-prod-tagged belong to different plans" in v.message for v in found)
+
+
+def test_a_listed_arn_in_two_plans_is_refused(
+    gate: PolicyGate, project: Project, shipped: dict[str, StackPlan]
+) -> None:
+    prod = shipped["prod"]
+    resources = copy.deepcopy(prod.resources)
+    listed = next(r for r in resources if r["type"] == SELECTION and r["inputs"]["name"] == "pgf-prod-files-raw-listed")
+    other = next(r for r in resources if r["type"] == SELECTION and r["inputs"]["name"] == "pgf-prod-listed")
+    # The default plan lists the bucket too, and no longer excludes it (NotResources wins within a selection).
+    other["inputs"]["resources"] = [*other["inputs"]["resources"], *listed["inputs"]["resources"]]
+    other["inputs"]["notResources"] = [
+        arn for arn in other["inputs"]["notResources"] if arn not in listed["inputs"]["resources"]
+    ]
+    found = _found(_verdict(gate, project, prod, resources), "selections-disjoint")
+    assert any("arn:aws:s3:::pgf-documents-prod" in v.message for v in found)
