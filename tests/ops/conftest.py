@@ -41,19 +41,24 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto, with the prod stack's account as the caller's."""
+def moto_as(monkeypatch: pytest.MonkeyPatch, account: str) -> Iterator[None]:
+    """moto, with `account` as the caller's (fake credentials, the primary region)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": PRIMARY,
-        "MOTO_ACCOUNT_ID": ACCOUNT,
+        "MOTO_ACCOUNT_ID": account,
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto, with the prod stack's account as the caller's."""
+    yield from moto_as(monkeypatch, ACCOUNT)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from pgf_backup.automation import cli, drill_command
 from pgf_backup.automation.status import ExitStatus
@@ -21,6 +20,7 @@ from pgf_backup.ops import drill
 from pgf_backup.project import Project
 from pgf_backup.restore_testing import evidence
 from pgf_backup.restore_testing.validator import Check, evidence_record
+from tests.ops.conftest import moto_as
 
 PRIMARY = "ca-central-1"
 BACKUP_ACCOUNT, PROD_ACCOUNT = "100000000010", "400000000040"
@@ -35,16 +35,7 @@ POINT = f"arn:aws:backup:{PRIMARY}:{BACKUP_ACCOUNT}:recovery-point:1EB3B5E7-9EB0
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto, with the backup account as the caller's (drills restore there by default)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": PRIMARY,
-        "MOTO_ACCOUNT_ID": BACKUP_ACCOUNT,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield
+    yield from moto_as(monkeypatch, BACKUP_ACCOUNT)
 
 
 class World:
