@@ -25,6 +25,8 @@ TAG_BACKUP_TIER: Final = "backup:tier"
 TAG_RETENTION_DAYS: Final = "backup:retention_days"
 TAG_COPY_TO_REGION: Final = "backup:copy_to_region"
 TAG_COPY_TO_ACCOUNT: Final = "backup:copy_to_account"
+# The value of backup:copy_to_region / backup:copy_to_account that turns a copy off (plan.tag_copies).
+COPY_NONE: Final = "none"
 # Routes an S3 bucket to one of its stack's vaults (vaults per criticality, e.g. files before and after processing).
 TAG_BACKUP_VAULT: Final = "backup:vault"
 TAG_DATA_CLASSIFICATION: Final = "data:classification"

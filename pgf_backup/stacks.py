@@ -51,8 +51,8 @@ from pgf_backup.config import (
     ConfigError,
     CopyTarget,
     ManagementStack,
-    Plan,
     PlanVariant,
+    RouteKey,
     ScheduledExport,
     StackConfig,
     Tier,
@@ -67,7 +67,11 @@ from pgf_backup.constants import (
     STACK_BACKUP,
     TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
+    TAG_BACKUP_VAULT,
+    TAG_COPY_TO_ACCOUNT,
+    TAG_COPY_TO_REGION,
     TAG_DATA_CLASSIFICATION,
+    TAG_RETENTION_DAYS,
 )
 from pgf_backup.lambda_package import build_package
 from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS, RDS_DB_INSTANCE_ARN, RDS_DB_INSTANCE_TYPE
@@ -375,7 +379,7 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
             here["backup_account"] = arns[f"vault:{variant.vault}"]
             if copy is not None:
                 here["copy_region"] = f"arn:{partition(copy)}:backup:{copy}:{ACCOUNT_PLACEHOLDER}:backup-vault:{name}"
-        targets = [t for t in cfg.copy_targets(plan) if variant.default_vault or t != "air_gapped"]
+        targets = [t for t in variant.targets(cfg.copy_targets(plan)) if variant.default_vault or t != "air_gapped"]
         common: dict[str, Any] = {
             "vault_name": name,
             "service_role_arn": role_arn,
@@ -408,10 +412,10 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
         over = len(text) - MAX_BACKUP_POLICY_CHARACTERS
         raise StackConfigError(
             f"plans.{tier}: its BACKUP_POLICY is {len(text)} characters, {over} over the "
-            f"{MAX_BACKUP_POLICY_CHARACTERS} AWS Organizations allows ({len(document['plans'])} plans: one per vault "
-            "and retention class); use fewer rules, copy targets, recovery point tags, retention classes or routed "
-            "vaults, or split the routing into several policies attached to different targets "
-            "(organization.policy_targets)"
+            f"{MAX_BACKUP_POLICY_CHARACTERS} AWS Organizations allows ({len(document['plans'])} plans: one per vault, "
+            "retention class and copies routed by tag); use fewer rules, copy targets, recovery point tags, retention "
+            "classes, routed vaults or tag_copies, or split the routing into several policies attached to different "
+            "targets (organization.policy_targets)"
         )
     return text
 
@@ -667,8 +671,8 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
         destinations["copy_region"] = local[copy].vault_arn
     conditions = tag_conditions(tier, cfg.tags.application, plan.selection.scope_application)
     listed = [*plan.selection.resources, *protected_arns]
-    routes = {arn: _route(cfg, plan, arn) for arn in listed}
     variants = cfg.plan_variants(plan)
+    routes = {arn: _route(cfg, variants, arn) for arn in listed}
     # A routed vault's copies land in the backup account's vault of the same key (`vaults` output).
     routed_central: dict[str, pulumi.Input[str]] = {
         key: checked.apply(functools.partial(backup_outputs.routed_vault_arn, cfg, key))
@@ -676,7 +680,7 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
     }
     plan_arns: dict[str, pulumi.Output[str]] = {}
     for variant in variants:
-        mine = [arn for arn in listed if routes[arn] == (variant.vault, variant.retention_days)]
+        mine = [arn for arn in listed if routes[arn] == variant.key]
         # The ARNs another plan lists stay out of this one's tag selection: one resource, one plan, even when a
         # resource's tags disagree with its routing in the config.
         others = [arn for arn in listed if arn not in mine]
@@ -697,16 +701,21 @@ def build_workload(cfg: WorkloadStack, providers: Providers) -> dict[str, Any]:
     return outputs
 
 
-def _route(cfg: WorkloadStack, plan: Plan, arn: str) -> tuple[str, int]:
-    """(vault key, retention class) of a resource the stack lists by ARN: its routing tags in the config."""
+def _route(cfg: WorkloadStack, variants: Sequence[PlanVariant], arn: str) -> RouteKey:
+    """The plan (its `PlanVariant.key`) of a resource the stack lists by ARN: the one its routing tags in the config
+    select, as the tag selections would."""
     name = arn.rsplit(":", 1)[-1]
-    bucket = cfg.buckets.get(name) if ":s3:::" in arn else None
-    database = cfg.databases.get(name) if ":rds:" in arn else None
-    vault = (bucket.vault if bucket else database.vault if database else None) or cfg.vault_key
-    days = (bucket.retention_days if bucket else database.retention_days if database else None) or (
-        plan.default_retention
-    )
-    return vault, days
+    item = cfg.buckets.get(name) if ":s3:::" in arn else cfg.databases.get(name) if ":rds:" in arn else None
+    tags: dict[str, str] = {}
+    if item is not None:
+        carried = {
+            TAG_BACKUP_VAULT: item.vault,
+            TAG_RETENTION_DAYS: item.retention_days,
+            TAG_COPY_TO_REGION: item.copy_to_region,
+            TAG_COPY_TO_ACCOUNT: item.copy_to_account,
+        }
+        tags = {key: str(value) for key, value in carried.items() if value is not None}
+    return next(variant.key for variant in variants if variant.selects(tags))
 
 
 def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, copies, role and what it lists
@@ -735,6 +744,8 @@ def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, cop
         "tag_conditions": {**conditions, **variant.equals},
         "tag_not_equals": variant.not_equals,
     }
+    # The copies this plan's resources get: the tier's, less those their copy tags turn off (plan.tag_copies).
+    targets = variant.targets(targets)
     if not variant.default_vault:
         # A routed vault (files before and after processing, say) copies to its own twin in the backup account and
         # in the copy region, never to the air-gapped vault (so RDS DB instances need no second plan here).
@@ -791,27 +802,29 @@ def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, cop
 
 
 def _routing_summary(
-    cfg: WorkloadStack, outputs: dict[str, Any], variants: Sequence[PlanVariant], routes: Mapping[str, tuple[str, int]]
+    cfg: WorkloadStack, outputs: dict[str, Any], variants: Sequence[PlanVariant], routes: Mapping[str, RouteKey]
 ) -> None:
     """Say in the outputs which plan backs up each listed bucket and database (its config's routing tags)."""
-    names = {(v.vault, v.retention_days): v.plan_name for v in variants}
-    air_gapped = "air_gapped" in cfg.copy_targets()
+    by_key = {v.key: v for v in variants}
     for section in ("buckets", "databases"):
         for entry in outputs.get(section, {}).values():
             arn = str(entry.get("arn"))
             if arn not in routes or not str(entry.get("backup", "")).startswith("plan "):
                 continue  # not backed up (backup: false)
-            vault, days = routes[arn]
-            name = names[vault, days]
-            if section == "databases" and air_gapped and RDS_DB_INSTANCE_ARN.match(arn):
+            variant = by_key[routes[arn]]
+            targets = variant.targets(cfg.copy_targets())
+            apart = variant.default_vault and "air_gapped" in targets and section == "databases"
+            if apart and RDS_DB_INSTANCE_ARN.match(arn):
                 entry["backup"] = (
-                    f"plan {name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
+                    f"plan {variant.plan_name}-standard-vaults, selection by ARN (no air-gapped copy: logically "
                     "air-gapped vaults hold no RDS DB instances)"
                 )
             else:
-                entry["backup"] = f"plan {name}, selection by ARN"
+                entry["backup"] = f"plan {variant.plan_name}, selection by ARN"
             if len(variants) > 1:
-                entry["routing"] = {"vault": vault, "retention_days": days}
+                entry["routing"] = {"vault": variant.vault, "retention_days": variant.retention_days}
+                if variant.choices:
+                    entry["routing"]["copies"] = [t for t in targets if variant.default_vault or t != "air_gapped"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -682,3 +682,38 @@ def test_shipped_prod_routing_does_not_fit_one_backup_policy(
     org = organization_copy(utc_copy(project, tmp_path / "utc", routed=True), tmp_path / "org", routed=True)
     with pytest.raises(Exception, match=r"plans.prod: its BACKUP_POLICY is \d+ characters, \d+ over the 10000"):
         run_stack("backup", org)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected", "copies"),
+    [
+        ({}, "pgf-dev", {"backup-account", "region"}),
+        ({"backup:copy_to_account": BACKUP_ACCOUNT}, "pgf-dev", {"backup-account", "region"}),
+        ({"backup:copy_to_account": "none"}, "pgf-dev-noaccount", {"region"}),
+    ],
+)
+def test_organization_mode_routes_copies_by_tag(
+    run_stack: RunStack,
+    org_project: Project,
+    tmp_path: Path,
+    tags: dict[str, str],
+    expected: str,
+    copies: set[str],
+) -> None:
+    """plan.tag_copies in a tier's BACKUP_POLICY: backup:copy_to_account=none keeps a dev resource's recovery points
+    out of the backup account, and the other plan excludes the tag's value."""
+    shutil.copytree(org_project.root, tmp_path / "org")
+    path = tmp_path / "org" / "Pulumi.backup.yaml"
+    backup = yaml.safe_load(path.read_text())
+    backup["config"]["pgf-backup:plans"]["dev"]["tag_copies"] = ["copy_to_account"]
+    path.write_text(yaml.safe_dump(backup))
+    document = _policy(run_stack("backup", Project.find(tmp_path / "org")), "dev")
+    _check_policy_syntax(document)
+    assert set(document["plans"]) == {"pgf-dev", "pgf-dev-noaccount"}
+    assert _org_plans_selecting(document, {"backup:tier": "dev", **tags}) == {expected}
+    daily = document["plans"][expected]["rules"]["daily"]
+    found = {
+        "backup-account" if f":{BACKUP_ACCOUNT}:" in arn else "region" if ":ca-west-1:" in arn else arn
+        for arn in daily["copy_actions"]
+    }
+    assert found == copies

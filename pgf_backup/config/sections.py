@@ -316,6 +316,8 @@ class Selection(Model):
     not_resources: tuple[ResourceArn, ...] = ()
 
 
+# The copies a resource's routing tags may turn on or off (Plan.tag_copies), named after the tags' keys.
+TagCopy = Literal["copy_to_region", "copy_to_account"]
 StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
 CONTINUOUS_RULE = "continuous"
@@ -336,6 +338,13 @@ class Plan(Model):
     # rule's own delete_after_days (the default class, a class whether listed or not). Empty: one class.
     retention_classes: tuple[Annotated[int, Field(ge=1, le=36500)], ...] = ()
     retention_rule: RuleName | None = None
+    # Copy routing: the copies a resource's tags may turn on or off, each one more plan per vault and class.
+    # `copy_to_region`: backup:copy_to_region=none keeps a resource's recovery points in the primary region (when
+    # copy_to_region is true), =<regions.copy> adds the region copy (when it is false). `copy_to_account`: the same
+    # with backup:copy_to_account=none / =<the backup account's id>, for the copies to the backup account (and its
+    # air-gapped vault). Untagged resources get the plan's own copy_to_* settings. Empty: the tags only confirm them.
+    # Not in prod, where every rule copies to both (policy rule prod-copies-leave-account-and-region).
+    tag_copies: tuple[TagCopy, ...] = ()
 
     @model_validator(mode="after")
     def _names(self) -> Plan:
@@ -348,6 +357,8 @@ class Plan(Model):
             )
         if len(set(self.retention_classes)) != len(self.retention_classes):
             raise ValueError("retention_classes: lists a value more than once")
+        if len(set(self.tag_copies)) != len(self.tag_copies):
+            raise ValueError("tag_copies: lists a copy more than once")
         if len(self.all_rules()) > MAX_RULES_PER_PLAN:
             raise ValueError(
                 f"rules: {len(self.all_rules())} rules (continuous backup included), AWS Backup allows "
@@ -390,6 +401,10 @@ StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLAC
 KmsKeyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")]
 PrincipalArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
 SENSITIVE = ("confidential", "restricted")
+# A value of backup:copy_to_region / backup:copy_to_account: a region, an account id or `none`. One value, not the
+# strategy's comma-separated list (`ca-central-1,ca-west-1`): RDS tag values take only letters, digits, white space
+# and `_ . : / = + -` (botocore's RDS model, Tag.Value: "^([\p{L}\p{Z}\p{N}_.:/=+\-]*)$"), no comma.
+CopyTagValue = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
 
 
 # Storage classes AWS Backup for S3 skips.
@@ -444,6 +459,10 @@ class Bucket(Model):
     # goes to the plan its tags route it to, and `plan` shows which.
     vault: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = None
     retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
+    # backup:copy_to_region and backup:copy_to_account as the bucket carries them (a region, an account id, or
+    # `none`); checked against what plan.tag_copies allows.
+    copy_to_region: CopyTagValue | None = None
+    copy_to_account: CopyTagValue | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Bucket:
@@ -494,9 +513,12 @@ class Database(Model):
     encryption: Literal["customer", "aws-managed"] = "customer"
     # The database's own key: its snapshots keep it, so copies to the backup account need a grant on it.
     kms_key_arn: KmsKeyArn | None = None
-    # The routing tags it carries: `backup:vault` (a vault key of this stack) and `backup:retention_days`.
+    # The routing tags it carries: `backup:vault` (a vault key of this stack), `backup:retention_days`,
+    # `backup:copy_to_region` and `backup:copy_to_account`.
     vault: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = None
     retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
+    copy_to_region: CopyTagValue | None = None
+    copy_to_account: CopyTagValue | None = None
 
 
 class AwsConfigRules(Model):

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationError, model_validator
@@ -41,18 +42,23 @@ from pgf_backup.config.sections import (
 )
 from pgf_backup.config.types import AccountId, Model, Region, Tier, partition
 from pgf_backup.constants import (
+    COPY_NONE,
     ROLE_BACKUP_ACCOUNT,
     ROLE_MANAGEMENT,
     ROLE_WORKLOAD,
     STACK_BACKUP,
     STACK_MANAGEMENT,
     TAG_BACKUP_VAULT,
+    TAG_COPY_TO_ACCOUNT,
+    TAG_COPY_TO_REGION,
     TAG_RETENTION_DAYS,
 )
 from pgf_backup.limits import lock_admits
 from pgf_backup.schedules import ScheduleError, utc_schedule
 
 AccountName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+# AWS Backup's selection names: botocore's Backup model, BackupSelectionName (1 to 50 characters).
+MAX_SELECTION_NAME = 50
 VaultKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
@@ -267,17 +273,82 @@ class VaultStack(_Stack):
         return []
 
     def copy_targets(self, plan: Plan | None) -> list[CopyTarget]:
-        """Where each rule of `plan` copies its recovery points."""
+        """Where the rules of `plan` may copy recovery points: the plan's own copies, and those a resource's tags may
+        turn on (plan.tag_copies; each plan of the tier keeps its share, `PlanVariant.targets`)."""
         if plan is None:
             return []
         targets: list[CopyTarget] = []
-        if plan.copy_to_backup_account:
+        if plan.copy_to_backup_account or "copy_to_account" in plan.tag_copies:
             targets.append("backup_account")
-        if plan.copy_to_region and self.regions.copy_region is not None:
+        if (plan.copy_to_region or "copy_to_region" in plan.tag_copies) and self.regions.copy_region is not None:
             targets.append("copy_region")
         if plan.copy_to_air_gapped:
             targets.append("air_gapped")
         return targets
+
+    def copy_choices(self, plan: Plan | None) -> tuple[CopyChoice, ...]:
+        """The copies `plan` lets a resource's tags turn on or off (plan.tag_copies), each with its tag's values."""
+        if plan is None:
+            return ()
+        found: list[CopyChoice] = []
+        for name in plan.tag_copies:
+            # A missing backup account or copy region is reported by the config checks.
+            backup = self.accounts.get(STACK_BACKUP)
+            if name == "copy_to_account" and backup is not None:
+                found.append(CopyChoice(TAG_COPY_TO_ACCOUNT, backup, plan.copy_to_backup_account))
+            elif name == "copy_to_region" and self.regions.copy_region is not None:
+                found.append(CopyChoice(TAG_COPY_TO_REGION, self.regions.copy_region, plan.copy_to_region))
+        return tuple(found)
+
+    def copy_tag_values(self, plan: Plan | None) -> dict[str, tuple[str, ...]]:
+        """The values backup:copy_to_region and backup:copy_to_account may take on this tier's resources: the plan's
+        own setting (the copy region, the backup account's id, or `none`) and, for plan.tag_copies, the other one."""
+        copy_region = self.regions.copy_region
+        region_on = plan is not None and plan.copy_to_region and copy_region is not None
+        account_on = plan is not None and plan.copy_to_backup_account
+        flippable = {c.tag for c in self.copy_choices(plan)}
+        values: dict[str, tuple[str, ...]] = {}
+        for tag, default, target in (
+            (TAG_COPY_TO_REGION, region_on, copy_region),
+            (TAG_COPY_TO_ACCOUNT, account_on, self.accounts.get(STACK_BACKUP)),
+        ):
+            states = {default, not default} if tag in flippable else {default}
+            values[tag] = tuple(v for on, v in ((True, target), (False, COPY_NONE)) if on in states and v is not None)
+        return values
+
+    def _check_copy_routing(self, prefix: str, tier: Tier, plan: Plan, errors: list[str]) -> None:
+        """plan.tag_copies names copies a tag can turn on or off here (never in prod)."""
+        if "copy_to_region" in plan.tag_copies and self.regions.copy_region is None:
+            errors.append(
+                f"{prefix}.tag_copies: copy_to_region needs a copy region (regions.copy) for "
+                "backup:copy_to_region to copy to"
+            )
+        if tier == "prod" and plan.tag_copies:
+            errors.append(
+                f"{prefix}.tag_copies: in prod every rule copies to the backup account and to the copy region (the "
+                "strategy's defence against the loss of the workload account or of the region; policy rule "
+                "prod-copies-leave-account-and-region), so no tag may turn a copy off: remove tag_copies"
+            )
+        if "copy_to_account" in plan.tag_copies and plan.copy_to_air_gapped and not plan.copy_to_backup_account:
+            errors.append(
+                f"{prefix}.tag_copies: copy_to_account turns the backup account's copies (central and air-gapped "
+                "vaults) on or off together; with copy_to_air_gapped: true set copy_to_backup_account: true too"
+            )
+
+    def _check_plan_names(
+        self, prefix: str, variants: Sequence[PlanVariant], standard_vaults: bool, errors: list[str]
+    ) -> None:
+        """Each plan's selection names within AWS Backup's 50 characters (botocore's Backup model,
+        BackupSelectionName: "^[a-zA-Z0-9\\-\\_\\.]{1,50}$"; components/backup_plan.py names them)."""
+        for variant in variants:
+            twin = "-standard-vaults" if standard_vaults and variant.default_vault else ""
+            longest = f"{variant.plan_name}{twin}-listed"
+            if len(longest) > MAX_SELECTION_NAME:
+                errors.append(
+                    f"{prefix}: the plan {variant.plan_name!r} (vault {variant.vault!r}, class {variant.retention_days}"
+                    f" days) names its selection {longest!r}, {len(longest)} characters; AWS Backup allows "
+                    f"{MAX_SELECTION_NAME}: use a shorter tags.application or vault key, or fewer tag_copies"
+                )
 
 
 _WORKLOAD_DATA = "application data is protected in its workload stack (role: workload)"
@@ -363,6 +434,10 @@ class BackupAccountStack(VaultStack):
             elif plan.copy_to_air_gapped:
                 errors.append(f"plans.{tier}.copy_to_air_gapped: vault {central!r} has no air_gapped vault")
             self._check_plan(f"plans.{tier}", tier, plan, locks, errors)
+            self._check_copy_routing(f"plans.{tier}", tier, plan, errors)
+            if vault is not None:
+                standard = vault.air_gapped is not None and "air_gapped" in self.copy_targets(plan)
+                self._check_plan_names(f"plans.{tier}", self.plan_variants(tier), standard, errors)
             for name, rule in plan.all_rules().items():
                 # The BACKUP_POLICY takes UTC crons only: refused here, before any stack runs.
                 try:
@@ -383,21 +458,52 @@ class BackupAccountStack(VaultStack):
         """Organization mode: the tier's plans in its BACKUP_POLICY, one per (vault, retention class)."""
         central = self.central_vault_key(tier)
         assert central is not None  # checked by the config model
-        return plan_variants(self.plan_name(tier), self.plans[tier], central, self.routed_vault_keys(tier))
+        plan = self.plans[tier]
+        return plan_variants(self.plan_name(tier), plan, central, self.routed_vault_keys(tier), self.copy_choices(plan))
+
+
+# What routes a resource to one plan of its tier: (vault key, retention class, copy tags flipped).
+RouteKey = tuple[str, int, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class CopyChoice:
+    """A copy a resource's tag turns on or off (plan.tag_copies): the region copy, or the copies to the backup
+    account (its central and air-gapped vaults)."""
+
+    tag: str  # backup:copy_to_region, backup:copy_to_account
+    target_value: str  # the tag's value that names the target: the copy region, the backup account's id
+    default_on: bool  # the plan's own setting, which an untagged resource gets
+
+    @property
+    def flip_value(self) -> str:
+        """The tag value that asks for the other setting: `none` when the plan copies, else the target."""
+        return COPY_NONE if self.default_on else self.target_value
+
+    @property
+    def targets(self) -> tuple[CopyTarget, ...]:
+        """The copy targets this choice turns on or off."""
+        return ("copy_region",) if self.tag == TAG_COPY_TO_REGION else ("backup_account", "air_gapped")
+
+    @property
+    def word(self) -> str:
+        """`region` or `account`: in the names of the plans it adds (`pgf-prod-noregion`)."""
+        return "region" if self.tag == TAG_COPY_TO_REGION else "account"
 
 
 @dataclass(frozen=True)
 class PlanVariant:
-    """One plan of a workload tier: the resources routed to one vault and one retention class.
+    """One plan of a workload tier: the resources routed to one vault, one retention class and one set of copies.
 
-    Its selection matches the tier's tags plus, for a routed vault or a retention class besides the default, the
-    tag naming it (StringEquals); the default vault's and the default class's plans exclude the others' values
-    (StringNotEquals). A resource's tags then match exactly one variant's conditions, so AWS Backup never runs two
-    plans of the tier on it. A resource without the tag takes the default: a negated condition holds when the
-    resource lacks the tag, as in IAM ("Boolean arithmetic is similar to that in IAM policies",
-    https://docs.aws.amazon.com/aws-backup/latest/devguide/assigning-resources-json.html; IAM: "If the key that you
-    specify in a policy condition is not present in the request context, the values do not match" and a negated
-    operator then holds, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+    Its selection matches the tier's tags plus, for a routed vault, a retention class besides the default or a copy
+    turned on or off by tag, the tag naming it (StringEquals); the default vault's, the default class's and the
+    plan's own copy settings exclude the others' values (StringNotEquals). A resource's tags then match exactly one
+    variant's conditions, so AWS Backup never runs two plans of the tier on it. A resource without the tag takes the
+    default: a negated condition holds when the resource lacks the tag, as in IAM ("Boolean arithmetic is similar to
+    that in IAM policies", https://docs.aws.amazon.com/aws-backup/latest/devguide/assigning-resources-json.html; IAM:
+    "If the key that you specify in a policy condition is not present in the request context, the values do not
+    match" and a negated operator then holds,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
     """
 
     base_name: str  # the tier's plan name (`pgf-prod`)
@@ -406,6 +512,13 @@ class PlanVariant:
     routed_vault_keys: tuple[str, ...]
     vault: str
     retention_days: int
+    choices: tuple[CopyChoice, ...] = ()
+    flipped: frozenset[str] = frozenset()  # the tags of `choices` this plan's resources carry with flip_value
+
+    @property
+    def key(self) -> RouteKey:
+        """What routes a resource here: (vault key, retention class, copy tags flipped)."""
+        return self.vault, self.retention_days, self.flipped
 
     @property
     def default_vault(self) -> bool:
@@ -417,9 +530,10 @@ class PlanVariant:
 
     @property
     def suffix(self) -> str:
-        """`files-raw-90d`: what tells this plan from the tier's default one (empty for the default)."""
+        """`files-raw-90d-noregion`: what tells this plan from the tier's default one (empty for the default)."""
         parts = [] if self.default_vault else [self.vault]
         parts += [] if self.default_class else [f"{self.retention_days}d"]
+        parts += [("no" if c.default_on else "") + c.word for c in self.choices if c.tag in self.flipped]
         return "-".join(parts)
 
     @property
@@ -431,12 +545,22 @@ class PlanVariant:
         """The tier's plan with this class's retention on its class rule."""
         return self.base.for_retention(self.retention_days)
 
+    def copies_on(self, choice: CopyChoice) -> bool:
+        """Whether this plan's resources get the copies `choice` turns on or off."""
+        return choice.default_on != (choice.tag in self.flipped)
+
+    def targets(self, allowed: Sequence[CopyTarget]) -> list[CopyTarget]:
+        """The copy targets of this plan among `allowed` (every target a plan of the tier may copy to)."""
+        off = {t for c in self.choices if not self.copies_on(c) for t in c.targets}
+        return [t for t in allowed if t not in off]
+
     @property
     def equals(self) -> dict[str, str]:
         """The routing tags this plan's resources carry (besides the tier's own)."""
         found = {} if self.default_vault else {TAG_BACKUP_VAULT: self.vault}
         if not self.default_class:
             found[TAG_RETENTION_DAYS] = str(self.retention_days)
+        found.update({c.tag: c.flip_value for c in self.choices if c.tag in self.flipped})
         return found
 
     @property
@@ -445,15 +569,27 @@ class PlanVariant:
         excluded = [(TAG_BACKUP_VAULT, key) for key in self.routed_vault_keys] if self.default_vault else []
         if self.default_class:
             excluded += [(TAG_RETENTION_DAYS, str(days)) for days in self.base.other_classes]
+        excluded += [(c.tag, c.flip_value) for c in self.choices if c.tag not in self.flipped]
         return excluded
 
+    def selects(self, tags: Mapping[str, str]) -> bool:
+        """Whether this plan's routing conditions hold for a resource's tags (an absent tag is not equal)."""
+        return all(tags.get(k) == v for k, v in self.equals.items()) and all(
+            tags.get(k) != v for k, v in self.not_equals
+        )
 
-def plan_variants(base_name: str, plan: Plan, default_vault: str, routed: tuple[str, ...]) -> list[PlanVariant]:
-    """Every (vault, retention class) pair that gets its own plan, the default vault and class first."""
+
+def plan_variants(
+    base_name: str, plan: Plan, default_vault: str, routed: tuple[str, ...], choices: tuple[CopyChoice, ...] = ()
+) -> list[PlanVariant]:
+    """Every (vault, retention class, copies) that gets its own plan, the default vault, class and copies first."""
+    masks = product((False, True), repeat=len(choices))
+    flips = [frozenset(c.tag for c, on in zip(choices, mask, strict=True) if on) for mask in masks]
     return [
-        PlanVariant(base_name, plan, default_vault, routed, vault, days)
+        PlanVariant(base_name, plan, default_vault, routed, vault, days, choices, flipped)
         for vault in (default_vault, *routed)
         for days in (plan.default_retention, *plan.other_classes)
+        for flipped in flips
     ]
 
 
@@ -519,6 +655,10 @@ class WorkloadStack(VaultStack):
         lock = self.vaults[key].lock if key in self.vaults else None
         # The recovery point lands in the local vault, the region copy in its copy-region twin.
         self._check_plan("plan", self.tier, self.plan, {None: (key, lock), "copy_region": (key, lock)}, errors)
+        self._check_copy_routing("plan", self.tier, self.plan, errors)
+        if key in self.vaults:
+            air_gapped = "air_gapped" in self.copy_targets()
+            self._check_plan_names("plan", self.plan_variants(self.plan), air_gapped, errors)
 
     def _check_region_resource_types(self, errors: list[str]) -> None:
         """Per region, the whole set of types the region settings send."""
@@ -546,11 +686,22 @@ class WorkloadStack(VaultStack):
                     )
 
     def _check_routing(self, errors: list[str]) -> None:
-        """The routing tags the config gives its buckets and databases name a vault and a class that exist."""
+        """The routing tags the config gives its buckets and databases name a vault, a class and copies that exist."""
         classes = self.plan.retention_classes if self.plan is not None else ()
-        routed = [("buckets", name, b.vault, b.retention_days) for name, b in self.buckets.items()]
-        routed += [("databases", name, d.vault, d.retention_days) for name, d in self.databases.items()]
-        for section, name, vault, days in routed:
+        data: list[tuple[str, str, Bucket | Database]] = [("buckets", name, b) for name, b in self.buckets.items()]
+        data += [("databases", name, d) for name, d in self.databases.items()]
+        copy_values = self.copy_tag_values(self.plan)
+        for section, name, item in data:
+            vault, days = item.vault, item.retention_days
+            for field, tag in (("copy_to_region", TAG_COPY_TO_REGION), ("copy_to_account", TAG_COPY_TO_ACCOUNT)):
+                value = getattr(item, field)
+                if value is None or self.scheduling != "account" or value in copy_values[tag]:
+                    continue
+                errors.append(
+                    f"{section}.{name}.{field}: {value!r} is not a value {tag} may take here "
+                    f"({', '.join(copy_values[tag])}; plan.tag_copies lets a tag turn a copy on or off); AWS Backup "
+                    "would copy it as the plan does"
+                )
             if vault is not None and vault not in self.vaults:
                 errors.append(
                     f"{section}.{name}.vault: {vault!r} is not a vault of this stack ({', '.join(self.vaults)}); "
@@ -607,7 +758,9 @@ class WorkloadStack(VaultStack):
 
     def plan_variants(self, plan: Plan) -> list[PlanVariant]:
         """This tier's plans: one per (vault, retention class), the default vault and class first."""
-        return plan_variants(self.plan_name(self.tier), plan, self.vault_key, self.routed_vault_keys)
+        return plan_variants(
+            self.plan_name(self.tier), plan, self.vault_key, self.routed_vault_keys, self.copy_choices(plan)
+        )
 
     @property
     def hardened(self) -> bool:
