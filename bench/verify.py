@@ -1,15 +1,20 @@
 """`pgf-backup verify` at scale: API calls against the fewest pages the account needs, and wall time.
 
 moto holds a prod account with (by default) 1,000 S3 buckets and 200 databases (150 RDS DB instances, 50 Aurora
-clusters), all tagged by the scheme, in the stack's primary region. moto has no AWS Backup selections, protected
-resources, recovery points or copy jobs: a botocore `before-call` handler answers the backup client (as botocore's
-Stubber does) from a generated account where every resource is selected, has a recovery point per day of the
-look-back window (2 x 26 hours: 2 or 3 each) and a copy per target; the backup account's vaults list the copies.
+clusters), all tagged by the scheme, in the stack's primary region; a third of the buckets are routed to the vault
+files-raw (backup:vault), a third to files-processed with the 90-day class, as prod's vaults per criticality allow.
+moto has no AWS Backup selections, protected resources, recovery points or copy jobs: a botocore `before-call`
+handler answers the backup client (as botocore's Stubber does) from a generated account with one plan per routing
+variant of the tier (its selection: the tier's tags and the variant's routing conditions), where every resource has a
+recovery point per day of the look-back window (2 x 26 hours: 2 or 3 each) in the vault its routing names and a copy
+per target of its plan; the backup account's vaults list the copies that land in each.
 Every call any client makes is counted by a `before-call` hook (moto's and the fake's alike).
 
 Printed: calls per operation beside the fewest pages at each operation's largest page size (one call for each
 single-item operation: DescribeRegionSettings, DescribeBackupVault, GetBackupSelection, DescribeKey,
-GetKeyRotationStatus), the ratio (target <= 1.1), the wall time, and the report's summary. No assertion on time.
+GetKeyRotationStatus), counting every vault verify must read (each of the stack's vaults in each region, each backup
+account vault copies land in), the ratio (target <= 1.1), the wall time, and the report's summary. No assertion on
+time.
 
     .venv/bin/python bench/verify.py [--buckets 1000 --instances 150 --clusters 50]
 """
@@ -67,7 +72,7 @@ def page_as_aws_documents() -> None:
         kwargs["tags_per_page"] = 10**9
         return original(self, **kwargs)
 
-    ResourceGroupsTaggingAPIBackend.get_resources = get_resources  # type: ignore[method-assign]
+    ResourceGroupsTaggingAPIBackend.get_resources = get_resources  # type: ignore[method-assign,assignment]
 
     # moto's S3 backend is global: its GetResources returns every bucket in every region, where AWS returns "the
     # tagged or previously tagged resources that are located in the specified Region" (botocore's model,
@@ -84,7 +89,7 @@ def page_as_aws_documents() -> None:
                 continue
             yield resource
 
-    ResourceGroupsTaggingAPIBackend._get_resources_generator = in_region  # type: ignore[method-assign]
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = in_region  # type: ignore[method-assign,assignment]
 
 
 def aws_client(service: str, region: str) -> Any:
@@ -95,13 +100,19 @@ def aws_client(service: str, region: str) -> Any:
 class FakeBackup:
     """AWS Backup for one account and region, paginating as AWS documents (MaxResults, NextToken)."""
 
-    def __init__(self, exp: verify.Expectations, arns: dict[str, str], region: str, remote: bool = False) -> None:
+    def __init__(
+        self, exp: verify.Expectations, routes: dict[str, tuple[str, verify.Route]], region: str, remote: bool = False
+    ) -> None:
         self.exp, self.region, self.remote = exp, region, remote
-        self.arns = arns if region == exp.primary else {}
+        self.routes = routes if region == exp.primary else {}
         lookback = 2 * exp.window_hours
+        # (resource, vault name, creation date): each resource's points in the vault its routing names.
         self.points = [
-            (arn, NOW - timedelta(hours=1 + 24 * day)) for arn in self.arns for day in range(lookback // 24 + 1)
+            (arn, route.vault.name, NOW - timedelta(hours=1 + 24 * day))
+            for arn, (_, route) in self.routes.items()
+            for day in range(lookback // 24 + 1)
         ]
+        self.plans = {v.plan_name: v for v in exp.variants} if self.routes and not remote else {}
 
     def _page(self, items: list[Any], key: str, params: dict[str, Any]) -> dict[str, Any]:
         size = min(int(params.get("MaxResults", 1000)), 1000)
@@ -121,53 +132,77 @@ class FakeBackup:
         """The parsed response of one call (the before-call hook's short cut, as Stubber's)."""
         return AWSResponse("https://backup", 200, HTTPHeaders(), None), self._parsed(model.name, self.last_params or {})
 
-    def _vault(self, name: str, account: str) -> dict[str, Any]:
+    def _vault(self, name: str) -> dict[str, Any]:
         vault: dict[str, Any] = {"BackupVaultName": name, "Locked": True, "MinRetentionDays": 35,
                                  "MaxRetentionDays": 3650, "LockDate": NOW - timedelta(days=30)}  # fmt: skip
         if name.endswith("-air-gapped"):
             vault["VaultType"] = "LOGICALLY_AIR_GAPPED_BACKUP_VAULT"
         return vault
 
+    def _selection(self, plan: str) -> dict[str, Any]:
+        variant = self.plans[plan]
+        equals = [*((t["Key"], t["Value"]) for t in TAGS), *variant.equals.items()]
+        conditions: dict[str, Any] = {
+            "StringEquals": [{"ConditionKey": f"aws:ResourceTag/{k}", "ConditionValue": v} for k, v in equals]
+        }
+        if variant.not_equals:
+            conditions["StringNotEquals"] = [
+                {"ConditionKey": f"aws:ResourceTag/{k}", "ConditionValue": v} for k, v in variant.not_equals
+            ]
+        return {"BackupSelection": {"SelectionName": f"{plan}-tagged", "IamRoleArn": "arn:aws:iam::1:role/r",
+                                    "Resources": ["*"], "Conditions": conditions}}  # fmt: skip
+
     def _parsed(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911 (one per operation)
         exp = self.exp
         if operation == "DescribeBackupVault":
-            return self._vault(params["BackupVaultName"], exp.account_id)
+            return self._vault(params["BackupVaultName"])
         if operation == "DescribeRegionSettings":
             return {"ResourceTypeOptInPreference": {"S3": True, "RDS": True, "Aurora": True},
                     "ResourceTypeManagementPreference": {"DynamoDB": True, "EFS": True}}  # fmt: skip
         if operation == "ListBackupPlans":
-            plans = [{"BackupPlanId": "p1", "BackupPlanName": "pgf-prod"}] if self.arns else []
+            plans = [{"BackupPlanId": name, "BackupPlanName": name} for name in self.plans]
             return self._page(plans, "BackupPlansList", params)
         if operation == "ListBackupSelections":
             return self._page([{"SelectionId": "s1"}], "BackupSelectionsList", params)
         if operation == "GetBackupSelection":
-            conditions = [{"ConditionKey": f"aws:ResourceTag/{t['Key']}", "ConditionValue": t["Value"]} for t in TAGS]
-            return {"BackupSelection": {"SelectionName": "pgf-prod-tagged", "IamRoleArn": "arn:aws:iam::1:role/r",
-                                        "Resources": ["*"], "Conditions": {"StringEquals": conditions}}}  # fmt: skip
+            return self._selection(params["BackupPlanId"])
         if operation == "ListProtectedResources":
-            items = [{"ResourceArn": a, "ResourceType": t, "LastBackupTime": NOW - timedelta(hours=1)}
-                     for a, t in self.arns.items()]  # fmt: skip
+            items = [{"ResourceArn": a, "ResourceType": t, "LastBackupTime": NOW - timedelta(hours=1),
+                      "LastBackupVaultArn": self._vault_arn(exp.account_id, exp.primary, route.vault.name)}
+                     for a, (t, route) in self.routes.items()]  # fmt: skip
             return self._page(items, "Results", params)
         if operation == "ListRecoveryPointsByBackupVault":
+            name = params["BackupVaultName"]
             if self.remote:
-                items = [{"RecoveryPointArn": f"rp:{params['BackupVaultName']}:{a}", "Status": "COMPLETED"}
-                         for a in self.arns]  # fmt: skip
+                items = [{"RecoveryPointArn": f"rp:{name}:{a}", "ResourceArn": a, "Status": "COMPLETED"}
+                         for a, (_, route) in self.routes.items()
+                         if any(ref.name == name for _, ref in route.copies)]  # fmt: skip
             else:
                 items = [{"RecoveryPointArn": f"rp:{a}:{w}", "ResourceArn": a, "Status": "COMPLETED", "CreationDate": w}
-                         for a, w in self.points]  # fmt: skip
+                         for a, vault, w in self.points if vault == name]  # fmt: skip
             return self._page(items, "RecoveryPoints", params)
         if operation == "ListCopyJobs":
             jobs = []
-            for arn in self.arns:
-                for target, ref in exp.destinations.items():
-                    if target == "air_gapped" and ":db:" in arn:
-                        continue
-                    vault_arn = f"arn:aws:backup:{ref.region}:{ref.account}:backup-vault:{ref.name}"
-                    jobs.append({"ResourceArn": arn, "DestinationBackupVaultArn": vault_arn, "State": "COMPLETED",
+            for arn, (_, route) in self.routes.items():
+                for _, ref in route.copies:
+                    jobs.append({"ResourceArn": arn, "DestinationBackupVaultArn": self._vault_arn(ref.account,
+                                 ref.region, ref.name), "State": "COMPLETED",
                                  "DestinationRecoveryPointArn": f"rp:{ref.name}:{arn}",
                                  "CompletionDate": NOW - timedelta(hours=1)})  # fmt: skip
             return self._page(jobs, "CopyJobs", params)
         raise AssertionError(f"unexpected AWS Backup call {operation}")
+
+    @staticmethod
+    def _vault_arn(account: str, region: str, name: str) -> str:
+        return f"arn:aws:backup:{region}:{account}:backup-vault:{name}"
+
+
+# Every third bucket is routed to files-raw, the next to files-processed with the 90-day class (prod's config).
+ROUTING: tuple[dict[str, str], ...] = (
+    {"backup:vault": "files-raw"},
+    {"backup:vault": "files-processed", "backup:retention_days": "90"},
+    {},
+)
 
 
 def main() -> None:
@@ -189,12 +224,17 @@ def main() -> None:
         kms = aws_client("kms", region)
         key = kms.create_key()["KeyMetadata"]["Arn"]
         arns: dict[str, str] = {}
+        resources: list[verify.Resource] = []
         s3 = aws_client("s3", region)
         for i in range(args.buckets):
             name = f"pgf-bench-{i:05d}"
+            routing = ROUTING[i % len(ROUTING)]
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
-            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": TAGS})
+            tags = [*TAGS, *({"Key": k, "Value": v} for k, v in routing.items())]
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})
             arns[f"arn:aws:s3:::{name}"] = "S3"
+            tagged = {t["Key"]: t["Value"] for t in tags}
+            resources.append(verify.Resource(f"arn:aws:s3:::{name}", name, "S3", "s3-bucket", region, tagged))
         rds = aws_client("rds", region)
         for i in range(args.instances):
             db = rds.create_db_instance(
@@ -203,12 +243,18 @@ def main() -> None:
                 KmsKeyId=key, Tags=TAGS,
             )["DBInstance"]  # fmt: skip
             arns[db["DBInstanceArn"]] = "RDS"
+            resources.append(verify.Resource(db["DBInstanceArn"], f"pgf-db-{i:04d}", "RDS", "rds-instance", region, {}))
         for i in range(args.clusters):
             cluster = rds.create_db_cluster(
                 DBClusterIdentifier=f"pgf-cluster-{i:04d}", Engine="aurora-postgresql", MasterUsername="pgf",
                 MasterUserPassword="not-a-secret-1", StorageEncrypted=True, KmsKeyId=key, Tags=TAGS,
             )["DBCluster"]  # fmt: skip
             arns[cluster["DBClusterArn"]] = "Aurora"
+            resources.append(
+                verify.Resource(cluster["DBClusterArn"], f"pgf-cluster-{i:04d}", "Aurora", "rds-cluster", region, {})
+            )
+        # Where each resource's routing sends its recovery points and copies (the fake keeps them there).
+        routes = {r.arn: (arns[r.arn], exp.route(r)) for r in resources}
 
         def count(model: Any, **_: Any) -> None:
             calls[model.name] += 1
@@ -221,7 +267,7 @@ def main() -> None:
                     client = aws_client(service, where)
                     client.meta.events.register("before-call", count)
                     if service == "backup":
-                        fake = FakeBackup(exp, arns, where, remote)
+                        fake = FakeBackup(exp, routes, where, remote)
                         client.meta.events.register("before-parameter-build", fake.remember)
                         client.meta.events.register("before-call", fake.answer)
                     made[service, where, remote] = client
@@ -234,11 +280,13 @@ def main() -> None:
         elapsed = time.perf_counter() - started
 
     regions = len(exp.regions)
-    resources = args.buckets + args.instances + args.clusters
     copies = sum(len(exp.expected_copies(f.resource)) for f in report.findings)
-    points = len(FakeBackup(exp, arns, region).points)
-    remote_vaults = len(exp.backup_vault_locks)
-    per_target = Counter(t for f in report.findings for t in exp.expected_copies(f.resource))
+    fake = FakeBackup(exp, routes, region)
+    points, plans = len(fake.points), len(fake.plans)
+    # Items in each vault verify reads: the recovery points in each of the stack's vaults (in the primary region),
+    # the copies landing in each backup account vault.
+    in_vault = Counter(vault for _, vault, _ in fake.points)
+    copied_to = Counter(ref for _, route in routes.values() for _, ref in route.copies)
     # Items each listing must return, per call site (one per region unless said otherwise).
     listed: list[tuple[str, int]] = [
         *[("ListBuckets", args.buckets if r == region else 0) for r in exp.regions],
@@ -247,18 +295,24 @@ def main() -> None:
         *[("DescribeDBClusters", args.clusters if r == region else 0) for r in exp.regions],
         *[("ListTables", 0) for _ in exp.regions],
         *[("DescribeFileSystems", 0) for _ in exp.regions],
-        *[("ListBackupPlans", 1 if r == region else 0) for r in exp.regions],
-        ("ListBackupSelections", 1),
-        *[("ListProtectedResources", resources if r == region else 0) for r in exp.regions],
-        *[("ListRecoveryPointsByBackupVault", points if r == region else 0) for r in exp.regions],
+        *[("ListBackupPlans", plans if r == region else 0) for r in exp.regions],
+        *[("ListBackupSelections", 1) for _ in range(plans)],  # one per plan
+        *[("ListProtectedResources", len(routes) if r == region else 0) for r in exp.regions],
+        # Each of the stack's vaults (the default and the routed ones), in each region.
+        *[
+            ("ListRecoveryPointsByBackupVault", in_vault[v.name] if r == region else 0)
+            for r in exp.regions
+            for v in exp.vaults
+        ],
         *[("ListCopyJobs", copies if r == region else 0) for r in exp.regions],
-        *[("ListRecoveryPointsByBackupVault", per_target[t]) for t in exp.backup_vault_locks],
+        # Each backup account vault copies land in (central, air-gapped, the routed vaults' twins).
+        *[("ListRecoveryPointsByBackupVault", copied_to[remote.ref]) for remote in exp.remote_vaults],
     ]
     single = {
         "DescribeRegionSettings": regions,
-        "DescribeBackupVault": regions + remote_vaults,
-        "GetBackupSelection": 1,
-        "DescribeKey": 1 + regions + (1 if "backup_account" in exp.backup_vault_locks else 0),
+        "DescribeBackupVault": regions * len(exp.vaults) + len(exp.remote_vaults),
+        "GetBackupSelection": plans,  # one selection per plan
+        "DescribeKey": 1,
         "GetKeyRotationStatus": 0,
     }
     minimum: Counter[str] = Counter()
@@ -269,6 +323,9 @@ def main() -> None:
     minimum["DescribeKey"] = calls.get("DescribeKey", 0) and 1
     print(f"verify: {args.buckets} buckets, {args.instances} RDS DB instances, {args.clusters} Aurora clusters; "
           f"{points} recovery points, {copies} copies; regions {', '.join(exp.regions)}")  # fmt: skip
+    print(f"vaults read: {len(exp.vaults)} of the stack x {regions} regions ({', '.join(v.name for v in exp.vaults)}), "
+          f"{len(exp.remote_vaults)} in the backup account ({', '.join(r.ref.name for r in exp.remote_vaults)}); "
+          f"{plans} plans")  # fmt: skip
     print(f"{'operation':<34}{'calls':>7}{'minimum':>9}")
     for operation in sorted(set(calls) | set(minimum)):
         if calls.get(operation, 0) or minimum.get(operation, 0):

@@ -7,16 +7,20 @@ regions botocore knows for the service are
 
 from __future__ import annotations
 
-import botocore.session
+import functools
 
+from pgf_backup.botocore_data import available_regions
 from pgf_backup.config import WorkloadStack
 
 OAM_SERVICE = "oam"
 
 
+@functools.cache
 def oam_regions() -> frozenset[str]:
-    """Regions whose endpoints botocore knows for the `oam` service (aws partition)."""
-    return frozenset(botocore.session.get_session().get_available_regions(OAM_SERVICE))
+    """Regions whose endpoints botocore knows for the `oam` service (aws partition), read once per process."""
+    # The program asks in its builder and again in its check of the backup stack's outputs: botocore's endpoint data
+    # is parsed once (see pgf_backup/botocore_data.py).
+    return available_regions(OAM_SERVICE)
 
 
 def linked_regions(cfg: WorkloadStack) -> list[str]:

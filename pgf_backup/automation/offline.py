@@ -7,6 +7,7 @@ Pulumi runtime is process-global state. The parent reads the worker's JSON resul
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -93,11 +94,19 @@ def evaluate(project: Project, stack: str, stack_outputs: dict[str, dict[str, An
     def program() -> None:
         runpy.run_path(str(project.program), run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
-    root = settings.get_root_resource()
-    exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
-    outputs = _sync_await(pulumi.Output.from_input(exported).future()) if exported else {}
-    return {"resources": [r.to_json() for r in monitor.recorded], "outputs": plain(outputs or {})}
+    # What is alive now (the SDK's modules, the config models' schemas) outlives the run: frozen, it is left out of
+    # the cycle collector's full collections during the run, which scan only what the run makes (each scanned some
+    # 150,000 objects more, 0.1 s, two or three times per stack). Unfrozen after: what was garbage is collected again.
+    # https://docs.python.org/3/library/gc.html#gc.freeze
+    gc.freeze()
+    try:
+        _sync_await(run_pulumi_func(program))
+        root = settings.get_root_resource()
+        exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
+        outputs = _sync_await(pulumi.Output.from_input(exported).future()) if exported else {}
+        return {"resources": [r.to_json() for r in monitor.recorded], "outputs": plain(outputs or {})}
+    finally:
+        gc.unfreeze()
 
 
 class _StderrHandler(logging.Handler):

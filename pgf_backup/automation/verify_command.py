@@ -88,7 +88,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitStatus
         primary = cfg.regions.primary
         session = _assume(cfg.account_id, cfg.role_arn(cfg.account_id, role), primary, f"stack {args.stack}")
         backup_access = None
-        if not args.no_backup_account and exp.backup_vault_locks:
+        if not args.no_backup_account and exp.remote_vaults:
             backup_session = _assume(
                 backup_cfg.account_id, cfg.role_arn(backup_cfg.account_id, role), primary, "the backup account"
             )

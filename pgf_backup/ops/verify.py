@@ -9,12 +9,16 @@ How the evidence is gathered, with the fewest pages (the bench counts them, `ben
   their tags and keys, `ListTables`), the tags of buckets and tables from one `GetResources` listing;
 - selection: each plan's selections (`ListBackupPlans`, `ListBackupSelections`, `GetBackupSelection`),
   evaluated here with AWS's documented semantics, and the region's opt-in (`DescribeRegionSettings`);
-- backups: `ListProtectedResources` (every resource with a recovery point, and when it was last saved) and
-  one listing of the local vault's recovery points of the look-back window (`ListRecoveryPointsByBackupVault`),
-  instead of one `ListRecoveryPointsByResource` call per resource;
+- backups: `ListProtectedResources` (every resource with a recovery point, when it was last saved and in which
+  vault) and one listing of each local vault's recovery points of the look-back window
+  (`ListRecoveryPointsByBackupVault`: the default vault and the routed ones), instead of one
+  `ListRecoveryPointsByResource` call per resource;
 - copies: the copy jobs of the look-back window (`ListCopyJobs`, completed ones) name each copy's destination
-  vault and recovery point; with the backup account's role, the central (and air-gapped) vault's recovery
-  points confirm that each copy is still there.
+  vault and recovery point; with the backup account's role, the recovery points of each vault copies land in
+  there (central, air-gapped, and the routed vaults' twins) confirm that each copy is still there.
+
+Each resource is expected where its plan puts it: the one plan of the tier its routing tags select (`PlanVariant`;
+the config's routing for a resource the plans list by ARN) names the vault of its recovery points and its copies.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from typing import Any, Literal
 
 from botocore import xform_name
 
-from pgf_backup.config import BackupAccountStack, WorkloadStack
-from pgf_backup.config.sections import FULLY_MANAGED, CopyTarget, Plan, VaultLock
+from pgf_backup.config import BackupAccountStack, PlanVariant, WorkloadStack
+from pgf_backup.config.sections import FULLY_MANAGED, Bucket, CopyTarget, Database, Plan, VaultLock
 from pgf_backup.config.types import partition
 from pgf_backup.constants import (
     DATA_CLASSIFICATIONS,
@@ -38,6 +42,8 @@ from pgf_backup.constants import (
     TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
     TAG_BACKUP_VAULT,
+    TAG_COPY_TO_ACCOUNT,
+    TAG_COPY_TO_REGION,
     TAG_DATA_CLASSIFICATION,
     TAG_RETENTION_DAYS,
 )
@@ -287,6 +293,43 @@ class VaultRef:
 
 
 @dataclass(frozen=True)
+class LocalVault:
+    """One vault of the workload account (the same name in every region), and where its recovery points are copied."""
+
+    key: str
+    name: str
+    lock: VaultLock | None
+    default: bool  # the vault of untagged resources (the tier's first); the others are routed to by backup:vault
+    destinations: Mapping[CopyTarget, VaultRef]
+
+
+@dataclass(frozen=True)
+class RemoteVault:
+    """A vault of the backup account that copies land in, with the lock the config gives it."""
+
+    ref: VaultRef
+    lock: VaultLock | None
+    air_gapped: bool
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A resource the stack's plans list by ARN (account mode): its routing is the config's, not its tags'."""
+
+    path: str  # the config key that lists it (`buckets.pgf-documents-prod`)
+    tags: Mapping[str, str]  # the routing tags the config says it carries
+
+
+@dataclass(frozen=True)
+class Route:
+    """The one plan of the tier a resource's routing selects: where its recovery points land, where they are copied."""
+
+    plan: str | None  # the plan's name (None: the tier has no plan)
+    vault: LocalVault
+    copies: tuple[tuple[CopyTarget, VaultRef], ...]
+
+
+@dataclass(frozen=True)
 class Expectations:
     """What the stack's config says each resource and vault should have."""
 
@@ -298,37 +341,66 @@ class Expectations:
     primary: str
     rpo_hours: int
     window_hours: int  # RPO + the freshness alarm's grace: the same threshold as the alarm
-    local_vault: str
+    local_vault: str  # the default vault's name
     local_lock: VaultLock | None
-    copy_targets: tuple[CopyTarget, ...]
-    destinations: Mapping[CopyTarget, VaultRef]
+    copy_targets: tuple[CopyTarget, ...]  # every target a plan of the tier may copy to
     backup_account: str
-    backup_vault_locks: Mapping[CopyTarget, tuple[VaultLock | None, bool]]  # target -> (lock, air-gapped)
     fully_managed_config: Mapping[str, Mapping[str, bool]]
-    # The routing tags' allowed values: the plan's retention classes, the vaults after the first.
+    # Every vault of the stack (the default first), and the backup account's vaults their copies land in.
+    vaults: tuple[LocalVault, ...] = ()
+    remote_vaults: tuple[RemoteVault, ...] = ()
+    # The tier's plans, one per (vault, retention class, copies): exactly one selects any resource's routing tags.
+    variants: tuple[PlanVariant, ...] = ()
+    # Account mode: the resources the plans list by ARN, by (kind, name), and the ARN patterns of plan.selection.
+    listed: Mapping[tuple[str, str], Listed] = field(default_factory=dict)
+    listed_patterns: tuple[str, ...] = ()
+    # The routing tags' allowed values: the plan's retention classes, the vaults after the first, the copy tags'.
     retention_classes: tuple[int, ...] = ()
     routed_vaults: tuple[str, ...] = ()
+    copy_tag_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, stack: str, cfg: WorkloadStack, backup: BackupAccountStack) -> Expectations:
         """The expectations of a workload stack, with the backup account's config for the copy destinations."""
         tier = cfg.tier
-        plan: Plan | None = cfg.plan if cfg.scheduling == "account" else backup.plans.get(tier)
-        targets = tuple(backup.copy_targets(plan) if cfg.scheduling == "organization" else cfg.copy_targets())
+        account_mode = cfg.scheduling == "account"
+        plan: Plan | None = cfg.plan if account_mode else backup.plans.get(tier)
+        targets = tuple(cfg.copy_targets() if account_mode else backup.copy_targets(plan))
         central = backup.central_vault_key(tier)
-        local_key = cfg.vault_key
-        destinations: dict[CopyTarget, VaultRef] = {}
-        locks: dict[CopyTarget, tuple[VaultLock | None, bool]] = {}
-        primary = cfg.regions.primary
-        if "copy_region" in targets and cfg.regions.copy_region:
-            destinations["copy_region"] = VaultRef(cfg.account_id, cfg.regions.copy_region, cfg.vault_name(local_key))
-        if central is not None:
+        primary, copy_region = cfg.regions.primary, cfg.regions.copy_region
+        routed = cfg.routed_vault_keys if account_mode else backup.routed_vault_keys(tier)
+        remote: dict[VaultRef, RemoteVault] = {}
+
+        def to_backup_account(key: str, air_gapped: bool = False) -> VaultRef:
+            name = backup.air_gapped_vault_name(key) if air_gapped else backup.vault_name(key)
+            ref = VaultRef(backup.account_id, primary, name)
+            remote.setdefault(ref, RemoteVault(ref, None if air_gapped else backup.vaults[key].lock, air_gapped))
+            return ref
+
+        vaults: list[LocalVault] = []
+        for key in (cfg.vault_key, *routed):
+            default = key == cfg.vault_key
+            # Organization mode: the BACKUP_POLICY names a routed vault by the backup stack's name for it
+            # (stacks._policy_document); the default one's name is checked against this stack's (backup_outputs).
+            name = cfg.vault_name(key) if account_mode or default else backup.vault_name(key)
+            destinations: dict[CopyTarget, VaultRef] = {}
+            # As the plans copy (stacks._variant_plans, stacks._policy_document): the default vault to the backup
+            # account's central vault (and its air-gapped vault), a routed vault to the backup account's vault of the
+            # same key, never to the air-gapped vault; each to its own twin in the copy region, in this account.
             if "backup_account" in targets:
-                destinations["backup_account"] = VaultRef(backup.account_id, primary, backup.vault_name(central))
-                locks["backup_account"] = (backup.vaults[central].lock, False)
-            if "air_gapped" in targets and backup.vaults[central].air_gapped is not None:
-                destinations["air_gapped"] = VaultRef(backup.account_id, primary, backup.air_gapped_vault_name(central))
-                locks["air_gapped"] = (None, True)
+                if default and central is not None:
+                    destinations["backup_account"] = to_backup_account(central)
+                elif not default and key in backup.vaults:
+                    destinations["backup_account"] = to_backup_account(key)
+            if "copy_region" in targets and copy_region:
+                destinations["copy_region"] = VaultRef(cfg.account_id, copy_region, name)
+            if default and "air_gapped" in targets and central is not None and backup.vaults[central].air_gapped:
+                destinations["air_gapped"] = to_backup_account(central, air_gapped=True)
+            lock = cfg.vaults[key].lock if key in cfg.vaults else None
+            vaults.append(LocalVault(key, name, lock, default, destinations))
+        variants: list[PlanVariant] = []
+        if plan is not None:
+            variants = cfg.plan_variants(plan) if account_mode else backup.plan_variants(tier)
         return cls(
             stack=stack,
             account_id=cfg.account_id,
@@ -338,25 +410,83 @@ class Expectations:
             primary=primary,
             rpo_hours=int(getattr(cfg.alarms.rpo_hours, tier)),
             window_hours=cfg.alarms.window_hours(tier),
-            local_vault=cfg.vault_name(local_key),
-            local_lock=cfg.vaults[local_key].lock,
+            local_vault=vaults[0].name,
+            local_lock=vaults[0].lock,
             copy_targets=targets,
-            destinations=destinations,
             backup_account=backup.account_id,
-            backup_vault_locks=locks,
             fully_managed_config={r: dict(t.management) for r, t in cfg.region_resource_types.items()},
-            retention_classes=plan.retention_classes if plan is not None else (),
-            routed_vaults=cfg.routed_vault_keys if cfg.scheduling == "account" else backup.routed_vault_keys(tier),
+            vaults=tuple(vaults),
+            remote_vaults=tuple(remote.values()),
+            variants=tuple(variants),
+            listed=_listed(cfg) if account_mode and plan is not None else {},
+            listed_patterns=plan.selection.resources if account_mode and plan is not None else (),
+            retention_classes=(plan.default_retention, *plan.other_classes) if plan is not None else (),
+            routed_vaults=routed,
+            copy_tag_values=cfg.copy_tag_values(plan) if account_mode else backup.copy_tag_values(plan),
         )
 
-    def expected_copies(self, resource: Resource) -> list[CopyTarget]:
-        """The copies this resource should have (an RDS DB instance never goes to an air-gapped vault)."""
-        targets = [t for t in self.copy_targets if t in self.destinations]
+    @property
+    def destinations(self) -> Mapping[CopyTarget, VaultRef]:
+        """Where the default vault's recovery points are copied."""
+        return self.vaults[0].destinations if self.vaults else {}
+
+    def vault(self, key: str) -> LocalVault:
+        """A local vault by key (organization mode's default vault is keyed by the backup stack: the first)."""
+        return next((v for v in self.vaults if v.key == key and not v.default), self.vaults[0])
+
+    def routing_tags(self, resource: Resource) -> Mapping[str, str]:
+        """The tags that route a resource: the config's for one its plans list by ARN, else the resource's own."""
+        if resource.region == self.primary:
+            listed = self.listed.get((resource.kind, resource.name))
+            if listed is not None:
+                return listed.tags
+            if any(_wildcard(p).match(resource.arn) for p in self.listed_patterns):
+                return {}  # listed by plan.selection.resources: the default plan's (stacks._route)
+        return resource.tags
+
+    def variant(self, tags: Mapping[str, str]) -> PlanVariant | None:
+        """The one plan of the tier whose routing conditions these tags meet."""
+        return next((v for v in self.variants if v.selects(tags)), None)
+
+    def route(self, resource: Resource) -> Route:
+        """The resource's plan, the vault its recovery points land in, and its copies' destination vaults."""
+        variant = self.variant(self.routing_tags(resource))
+        if variant is None:
+            return Route(None, self.vaults[0], ())
+        vault = self.vault(variant.vault) if not variant.default_vault else self.vaults[0]
+        targets = variant.targets(self.copy_targets)
         if resource.kind == "rds-instance":
             # Logically air-gapped vaults hold no RDS DB instances (the program leaves them to a second plan):
             # https://docs.aws.amazon.com/aws-backup/latest/devguide/backup-feature-availability.html
             targets = [t for t in targets if t != "air_gapped"]
-        return targets
+        copies = tuple((t, vault.destinations[t]) for t in targets if t in vault.destinations)
+        return Route(variant.plan_name, vault, copies)
+
+    def expected_copies(self, resource: Resource) -> list[CopyTarget]:
+        """The copies this resource should have: its plan's (an RDS DB instance never goes to an air-gapped vault)."""
+        return [target for target, _ in self.route(resource).copies]
+
+
+def _listed(cfg: WorkloadStack) -> dict[tuple[str, str], Listed]:
+    """The buckets and databases the stack's plans list by ARN, with the routing tags the config gives them (as
+    stacks._route routes them); the export bucket is listed with none (the default plan)."""
+    found: dict[tuple[str, str], Listed] = {}
+    items: list[tuple[str, str, Bucket | Database]] = [
+        ("s3-bucket", f"buckets.{name}", b) for name, b in cfg.buckets.items() if b.backup
+    ]
+    items += [(f"rds-{d.kind}", f"databases.{name}", d) for name, d in cfg.databases.items()]
+    for kind, path, item in items:
+        carried = {
+            TAG_BACKUP_VAULT: item.vault,
+            TAG_RETENTION_DAYS: item.retention_days,
+            TAG_COPY_TO_REGION: item.copy_to_region,
+            TAG_COPY_TO_ACCOUNT: item.copy_to_account,
+        }
+        tags = {key: str(value) for key, value in carried.items() if value is not None}
+        found[kind, path.split(".", 1)[1]] = Listed(path, tags)
+    if cfg.exports is not None:
+        found["s3-bucket", cfg.exports.bucket] = Listed("exports.bucket", {})
+    return found
 
 
 def tag_problems(resource: Resource, exp: Expectations) -> list[str]:
@@ -397,10 +527,32 @@ def tag_problems(resource: Resource, exp: Expectations) -> list[str]:
         problems.append(
             f"tag {TAG_RETENTION_DAYS}={days!r}: not a retention class ({allowed}); backed up with the default class"
         )
+    # The default vault's key and the default class are values too: tagging them makes the routing independent of how
+    # AWS Backup reads StringNotEquals on an absent tag (docs/configuration.md, "What AWS documents").
     vault = tags.get(TAG_BACKUP_VAULT)
-    if vault is not None and vault not in exp.routed_vaults:
-        allowed = ", ".join(exp.routed_vaults) or "none: this stack has one vault"
-        problems.append(f"tag {TAG_BACKUP_VAULT}={vault!r}: not a routed vault ({allowed}); backed up in the default")
+    vault_keys = (exp.vaults[0].key, *exp.routed_vaults) if exp.vaults else exp.routed_vaults
+    if vault is not None and vault not in vault_keys:
+        allowed = ", ".join(vault_keys) or "none: this stack has one vault"
+        problems.append(
+            f"tag {TAG_BACKUP_VAULT}={vault!r}: not a vault of this stack ({allowed}); backed up in the default"
+        )
+    for tag in (TAG_COPY_TO_REGION, TAG_COPY_TO_ACCOUNT):
+        value, values = tags.get(tag), exp.copy_tag_values.get(tag, ())
+        if value is not None and value not in values:
+            allowed = ", ".join(values) or "none"
+            problems.append(
+                f"tag {tag}={value!r}: not a value it may take here ({allowed}); copied as the plan's default does"
+            )
+    listed = exp.listed.get((resource.kind, resource.name)) if resource.region == exp.primary else None
+    if listed is not None and exp.variants:
+        # The plans list it by ARN where its config says (stacks._route); tags that say otherwise mislead.
+        by_config, by_tags = exp.variant(listed.tags), exp.variant(tags)
+        if by_config is not None and by_tags is not None and by_config.key != by_tags.key:
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(by_config.equals.items())) or "no routing tag"
+            problems.append(
+                f"routing tags select plan {by_tags.plan_name}, but {listed.path} lists it by ARN in plan "
+                f"{by_config.plan_name}, which AWS Backup follows: tag it as the config says ({wanted})"
+            )
     return problems
 
 
@@ -416,24 +568,45 @@ class RegionEvidence:
     management: dict[str, bool] = field(default_factory=dict)
     selections: list[Selection] = field(default_factory=list)
     last_backup: dict[str, datetime] = field(default_factory=dict)  # ListProtectedResources
-    last_completed: dict[str, datetime] = field(default_factory=dict)  # the local vault, in the window
+    last_backup_vault: dict[str, str] = field(default_factory=dict)  # ... and the vault (name) it is in
+    last_completed: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (vault, resource): in the window
     copies: dict[tuple[str, VaultRef], list[tuple[datetime, str]]] = field(default_factory=dict)
     key_managers: dict[str, str] = field(default_factory=dict)  # key ARN -> AWS, CUSTOMER or unknown
 
+    def latest(self, arn: str, vault: str) -> datetime | None:
+        """The resource's latest completed recovery point in one vault (the window's listing), else its last backup
+        (ListProtectedResources) when that names this vault, or no vault."""
+        found = self.last_completed.get((vault, arn))
+        if found is None and self.last_backup_vault.get(arn, vault) == vault:
+            return self.last_backup.get(arn)
+        return found
 
-def read_region(backup: Any, vault_name: str, since: datetime, vault_exists: bool) -> RegionEvidence:
-    """The region's opt-in and management settings, selections, protected resources, recovery points, copy jobs."""
+    def elsewhere(self, arn: str, vault: str) -> tuple[datetime, str] | None:
+        """The resource's latest recovery point in any other vault of the account (when, vault name)."""
+        found = [(when, name) for (name, resource), when in self.last_completed.items() if resource == arn]
+        last, last_vault = self.last_backup.get(arn), self.last_backup_vault.get(arn)
+        if last is not None and last_vault is not None:
+            found.append((last, last_vault))
+        return max(((when, name) for when, name in found if name != vault), default=None)
+
+
+def read_region(backup: Any, vaults: Sequence[str], since: datetime) -> RegionEvidence:
+    """The region's opt-in and management settings, selections, protected resources, the recovery points of each of
+    `vaults` (the local vaults that exist), copy jobs."""
     evidence = RegionEvidence()
     settings = backup.describe_region_settings()
     evidence.opt_in = dict(settings.get("ResourceTypeOptInPreference") or {})
     evidence.management = dict(settings.get("ResourceTypeManagementPreference") or {})
     evidence.selections = read_selections(backup)
     # "Returns an array of resources with recovery points created by Backup (regardless of the recovery point's
-    # status), including the time the resource was saved" (botocore's backup model; API_ListProtectedResources.html).
+    # status), including the time the resource was saved" (botocore's backup model; API_ListProtectedResources.html),
+    # and "the backup vault that contains the most recent backup recovery point" (ProtectedResource.LastBackupVaultArn).
     for item in _pages(backup, "ListProtectedResources", "Results"):
         if item.get("LastBackupTime"):
             evidence.last_backup[item["ResourceArn"]] = item["LastBackupTime"]
-    if vault_exists:
+            if item.get("LastBackupVaultArn"):
+                evidence.last_backup_vault[item["ResourceArn"]] = VaultRef.from_arn(item["LastBackupVaultArn"]).name
+    for vault_name in vaults:
         points = _pages(
             backup, "ListRecoveryPointsByBackupVault", "RecoveryPoints", BackupVaultName=vault_name,
             ByCreatedAfter=since,
@@ -442,8 +615,9 @@ def read_region(backup: Any, vault_name: str, since: datetime, vault_exists: boo
             if point.get("Status") != "COMPLETED":
                 continue
             arn, created = point.get("ResourceArn"), point.get("CreationDate")
-            if arn and created and (arn not in evidence.last_completed or created > evidence.last_completed[arn]):
-                evidence.last_completed[arn] = created
+            key = (vault_name, arn)
+            if arn and created and (key not in evidence.last_completed or created > evidence.last_completed[key]):
+                evidence.last_completed[key] = created
     # A copy job names its resource, destination vault and destination recovery point (CopyJob in botocore's
     # backup model; https://docs.aws.amazon.com/aws-backup/latest/devguide/API_CopyJob.html).
     for job in _pages(backup, "ListCopyJobs", "CopyJobs", ByState="COMPLETED", ByCreatedAfter=since):
@@ -603,6 +777,9 @@ class Finding:
     key_manager: str | None = None
     key_trap: bool = False
     problems: list[str] = field(default_factory=list)
+    # Where a selected resource's routing sends it: the tier's plan and the vault its recovery points land in.
+    plan: str | None = None
+    vault: str | None = None
 
     @property
     def tier(self) -> str:
@@ -638,6 +815,8 @@ class Finding:
             "key_trap": self.key_trap,
             "tag_problems": self.tag_problems,
             "problems": self.problems,
+            "plan": self.plan,
+            "vault": self.vault,
         }
 
 
@@ -689,23 +868,39 @@ def evaluate(
     else:
         statuses.append("unprotected")
         finding.problems.append(f"{label}: no backup plan selects it")
-    last = evidence.last_completed.get(resource.arn) or evidence.last_backup.get(resource.arn)
-    finding.backed_up = resource.arn in evidence.last_backup or resource.arn in evidence.last_completed
-    if last is None:
+    route = exp.route(resource)
+    if finding.selected_by:
+        finding.plan, finding.vault = route.plan, route.vault.name
+    # A routed vault is named in what is said of its resources (the default vault's messages are as they always were).
+    where = "" if route.vault.default else f" in vault {route.vault.name} (plan {route.plan})"
+    last = evidence.latest(resource.arn, route.vault.name)
+    other = evidence.elsewhere(resource.arn, route.vault.name)
+    finding.backed_up = last is not None or other is not None
+    if last is None and other is not None:
+        when, name = other
+        finding.last_recovery_point, finding.age_hours = when.isoformat(), _hours(now, when)
+        if finding.selected_by:
+            # Backed up, but not where its routing says (re-tagged since, say): its plan's recovery points are missing.
+            statuses.append("stale")
+            plan = f"its plan {route.plan}" if route.plan else "the stack"
+            finding.problems.append(
+                f"{label}: no recovery point in vault {route.vault.name}, where {plan} backs it up; the last one "
+                f"({finding.age_hours} hours old) is in vault {name}"
+            )
+    elif last is None:
         if finding.selected_by:
             statuses.append("unprotected")
-            finding.problems.append(f"{label}: no recovery point yet")
+            finding.problems.append(f"{label}: no recovery point yet{where}")
     else:
         finding.last_recovery_point = last.isoformat()
         finding.age_hours = _hours(now, last)
         if finding.age_hours > exp.window_hours:
             statuses.append("stale")
             finding.problems.append(
-                f"{label}: last recovery point {finding.age_hours} hours old; the {exp.tier} RPO is "
+                f"{label}: last recovery point{where} {finding.age_hours} hours old; the {exp.tier} RPO is "
                 f"{exp.rpo_hours} hours (+{exp.window_hours - exp.rpo_hours} grace)"
             )
-    for target in exp.expected_copies(resource):
-        vault = exp.destinations[target]
+    for target, vault in route.copies:
         copy = CopyState(target=target, vault=f"{vault.name} ({vault.account}, {vault.region})", status="missing")
         jobs = sorted(evidence.copies.get((resource.arn, vault), []), key=lambda job: job[0])
         if confirmed is not None and vault.account != exp.account_id:
@@ -721,7 +916,7 @@ def evaluate(
                 copy.status = "ok" if copy.age_hours <= exp.window_hours else "stale"
         finding.copies.append(copy)
         # A resource without any recovery point is already reported as such: its copies add nothing.
-        if copy.status in ("missing", "stale") and last is not None:
+        if copy.status in ("missing", "stale") and finding.backed_up:
             statuses.append("stale")
             what = (
                 f"none within the {exp.window_hours}-hour window"
@@ -734,7 +929,7 @@ def evaluate(
         configured = exp.fully_managed_config.get(resource.region, {}).get(resource.type)
         managed = evidence.management.get(resource.type, configured)
         fully = resource.type in FULLY_MANAGED and bool(managed)
-        crosses = any(exp.destinations[t].account != exp.account_id for t in exp.expected_copies(resource))
+        crosses = any(vault.account != exp.account_id for _, vault in route.copies)
         # Backups of types not fully managed by AWS Backup "inherit the encryption settings from their source
         # resource" (https://docs.aws.amazon.com/aws-backup/latest/devguide/encryption.html), and an RDS snapshot
         # "encrypted using the default KMS key of the AWS account that shared the snapshot" cannot be shared
@@ -864,9 +1059,13 @@ def verify(
         backup, kms = clients("backup", region), clients("kms", region)
         resources[region] = discover(clients, exp.account_id, region)
         tick(f"{region}: {len(resources[region])} resources")
-        vault = read_vault(backup, kms, VaultState("workload", exp.account_id, region, exp.local_vault), exp.local_lock)
-        vaults.append(vault)
-        evidence[region] = read_region(backup, exp.local_vault, since, vault.exists)
+        # Every vault of the stack, the default and the routed ones: each holds the recovery points of its plans.
+        local = [
+            read_vault(backup, kms, VaultState("workload", exp.account_id, region, vault.name), vault.lock)
+            for vault in exp.vaults
+        ]
+        vaults.extend(local)
+        evidence[region] = read_region(backup, [state.name for state in local if state.exists], since)
         tick(f"{region}: AWS Backup")
         resources[region] = _with_table_keys(clients, region, resources[region], evidence[region], exp)
         keys = sorted({r.kms_key for r in resources[region] if r.kms_key})
@@ -876,12 +1075,12 @@ def verify(
     notes: list[str] = []
     if backup_account is not None:
         confirmed = {}
-        for target, (lock, air_gapped) in exp.backup_vault_locks.items():
-            ref = exp.destinations[target]
+        for remote in exp.remote_vaults:
+            ref, air_gapped = remote.ref, remote.air_gapped
             b_backup, b_kms = backup_account.clients("backup", ref.region), backup_account.clients("kms", ref.region)
             role = "air-gapped" if air_gapped else "backup-account"
             state = read_vault(
-                b_backup, b_kms, VaultState(role, ref.account, ref.region, ref.name), lock, air_gapped=air_gapped
+                b_backup, b_kms, VaultState(role, ref.account, ref.region, ref.name), remote.lock, air_gapped=air_gapped
             )
             vaults.append(state)
             if state.exists:

@@ -41,7 +41,7 @@ def test_json_schema_is_stable(doc: dict[str, Any]) -> None:
     assert set(doc["resources"][0]) == {
         "arn", "name", "type", "kind", "region", "tier", "tags", "status", "protected", "selected_by", "opted_in",
         "backed_up", "last_recovery_point", "age_hours", "copies", "kms_key", "key_manager", "key_trap",
-        "tag_problems", "problems",
+        "tag_problems", "problems", "plan", "vault",
     }  # fmt: skip
     assert json.loads(report.render_json(doc)) == json.loads(json.dumps(doc, default=str))
     assert doc["summary"]["by_status"] == {"unprotected": 1, "stale": 1, "misconfigured": 0, "ok": 5, "excluded": 1}

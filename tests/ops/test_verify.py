@@ -104,10 +104,10 @@ def test_never_backed_up(world: World) -> None:
 
 
 def test_missing_copy_to_backup_account(world: World) -> None:
-    bucket = "arn:aws:s3:::pgf-documents-prod"
-    world.copied[bucket].discard("backup_account")
+    table = next(arn for arn in world.resources if ":table/" in arn)
+    world.copied[table].discard("backup_account")
     report = world.run()
-    finding = _by_name(report)["pgf-documents-prod"]
+    finding = _by_name(report)["pgf-sessions"]
     states = {c.target: c.status for c in finding.copies}
     assert states == {"backup_account": "missing", "copy_region": "ok", "air_gapped": "ok"}
     assert finding.status == "stale"
@@ -115,9 +115,9 @@ def test_missing_copy_to_backup_account(world: World) -> None:
 
 
 def test_copy_job_completed_but_recovery_point_gone(world: World) -> None:
-    bucket = "arn:aws:s3:::pgf-reports-prod"
-    world.lost_in_backup_account.add(bucket)
-    finding = _by_name(world.run())["pgf-reports-prod"]
+    core = next(arn for arn in world.resources if ":cluster:" in arn)
+    world.lost_in_backup_account.add(core)
+    finding = _by_name(world.run())["pgf-core"]
     assert {c.target: c.status for c in finding.copies}["backup_account"] == "missing"
     assert {c.target: c.status for c in finding.copies}["air_gapped"] == "missing"
 
@@ -205,12 +205,15 @@ def test_vault_lock_and_key_rotation_checked(world: World) -> None:
 
 
 def test_missing_central_vault(world: World) -> None:
-    world.missing_remote_vaults.add("backup_account")
+    world.missing_remote_vaults.add("pgf-prod")
     report = world.run()
-    central = next(v for v in report.vaults if v.role == "backup-account")
+    central = next(v for v in report.vaults if v.role == "backup-account" and v.name == "pgf-prod")
     assert not central.exists and central.problems == [f"vault pgf-prod ({BACKUP_ACCOUNT}, ca-central-1): not found"]
-    # Its copies cannot be confirmed there.
-    assert {c.status for f in report.findings for c in f.copies if c.target == "backup_account"} == {"unverified"}
+    # Its copies cannot be confirmed there; the routed vaults' twins are read, and theirs are.
+    statuses = {
+        (c.vault.split()[0], c.status) for f in report.findings for c in f.copies if c.target == "backup_account"
+    }
+    assert statuses == {("pgf-prod", "unverified"), ("pgf-files-raw", "ok"), ("pgf-files-processed", "ok")}
     assert not report.ok
 
 
@@ -281,7 +284,28 @@ def test_minimum_pages() -> None:
         ),
         (
             {"backup:vault": "files"},
-            ["tag backup:vault='files': not a routed vault (files-raw, files-processed); backed up in the default"],
+            [
+                "tag backup:vault='files': not a vault of this stack (prod, files-raw, files-processed); backed up "
+                "in the default"
+            ],
+        ),
+        # The defaults, tagged explicitly (routing that does not depend on how an absent tag is read).
+        ({"backup:vault": "prod", "backup:retention_days": "35", "backup:copy_to_region": "ca-west-1"}, []),
+        # Prod's plan copies to the copy region and the backup account, and no tag may turn either off.
+        ({"backup:copy_to_region": "ca-west-1", "backup:copy_to_account": BACKUP_ACCOUNT}, []),
+        (
+            {"backup:copy_to_region": "none"},
+            [
+                "tag backup:copy_to_region='none': not a value it may take here (ca-west-1); copied as the plan's "
+                "default does"
+            ],
+        ),
+        (
+            {"backup:copy_to_account": "300000000030"},
+            [
+                "tag backup:copy_to_account='300000000030': not a value it may take here (100000000010); copied as "
+                "the plan's default does"
+            ],
         ),
     ],
 )
