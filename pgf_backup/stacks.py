@@ -67,11 +67,7 @@ from pgf_backup.constants import (
     STACK_BACKUP,
     TAG_BACKUP_ENABLED,
     TAG_BACKUP_TIER,
-    TAG_BACKUP_VAULT,
-    TAG_COPY_TO_ACCOUNT,
-    TAG_COPY_TO_REGION,
     TAG_DATA_CLASSIFICATION,
-    TAG_RETENTION_DAYS,
 )
 from pgf_backup.lambda_package import build_package
 from pgf_backup.limits import MAX_BACKUP_POLICY_CHARACTERS, RDS_DB_INSTANCE_ARN, RDS_DB_INSTANCE_TYPE
@@ -706,15 +702,7 @@ def _route(cfg: WorkloadStack, variants: Sequence[PlanVariant], arn: str) -> Rou
     select, as the tag selections would."""
     name = arn.rsplit(":", 1)[-1]
     item = cfg.buckets.get(name) if ":s3:::" in arn else cfg.databases.get(name) if ":rds:" in arn else None
-    tags: dict[str, str] = {}
-    if item is not None:
-        carried = {
-            TAG_BACKUP_VAULT: item.vault,
-            TAG_RETENTION_DAYS: item.retention_days,
-            TAG_COPY_TO_REGION: item.copy_to_region,
-            TAG_COPY_TO_ACCOUNT: item.copy_to_account,
-        }
-        tags = {key: str(value) for key, value in carried.items() if value is not None}
+    tags = item.routing_tags if item is not None else {}
     return next(variant.key for variant in variants if variant.selects(tags))
 
 

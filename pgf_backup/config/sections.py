@@ -20,7 +20,15 @@ from pgf_backup.config.types import (
     TimeZone,
     VaultName,
 )
-from pgf_backup.constants import DEFAULT_BREAK_GLASS_ROLE, DEFAULT_DEPLOY_ROLE, DEFAULT_SERVICE_ROLE
+from pgf_backup.constants import (
+    DEFAULT_BREAK_GLASS_ROLE,
+    DEFAULT_DEPLOY_ROLE,
+    DEFAULT_SERVICE_ROLE,
+    TAG_BACKUP_VAULT,
+    TAG_COPY_TO_ACCOUNT,
+    TAG_COPY_TO_REGION,
+    TAG_RETENTION_DAYS,
+)
 from pgf_backup.limits import (
     ALARM_MAX_EVALUATION_SECONDS,
     COLD_STORAGE_MIN_DAYS,
@@ -437,6 +445,19 @@ class AppAccess(Model):
     )
 
 
+def routing_tags(
+    vault: str | None, retention_days: int | None, copy_to_region: str | None, copy_to_account: str | None
+) -> dict[str, str]:
+    """The routing tags a listed bucket or database carries, as its config says (README, "Tags and routing")."""
+    carried = {
+        TAG_BACKUP_VAULT: vault,
+        TAG_RETENTION_DAYS: retention_days,
+        TAG_COPY_TO_REGION: copy_to_region,
+        TAG_COPY_TO_ACCOUNT: copy_to_account,
+    }
+    return {key: str(value) for key, value in carried.items() if value is not None}
+
+
 class Bucket(Model):
     """An application bucket this stack protects (attached by name, never created or replaced)."""
 
@@ -463,6 +484,10 @@ class Bucket(Model):
     # `none`); checked against what plan.tag_copies allows.
     copy_to_region: CopyTagValue | None = None
     copy_to_account: CopyTagValue | None = None
+
+    @property
+    def routing_tags(self) -> dict[str, str]:
+        return routing_tags(self.vault, self.retention_days, self.copy_to_region, self.copy_to_account)
 
     @model_validator(mode="after")
     def _coherent(self) -> Bucket:
@@ -519,6 +544,10 @@ class Database(Model):
     retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
     copy_to_region: CopyTagValue | None = None
     copy_to_account: CopyTagValue | None = None
+
+    @property
+    def routing_tags(self) -> dict[str, str]:
+        return routing_tags(self.vault, self.retention_days, self.copy_to_region, self.copy_to_account)
 
 
 class AwsConfigRules(Model):

@@ -476,14 +476,7 @@ def _listed(cfg: WorkloadStack) -> dict[tuple[str, str], Listed]:
     ]
     items += [(f"rds-{d.kind}", f"databases.{name}", d) for name, d in cfg.databases.items()]
     for kind, path, item in items:
-        carried = {
-            TAG_BACKUP_VAULT: item.vault,
-            TAG_RETENTION_DAYS: item.retention_days,
-            TAG_COPY_TO_REGION: item.copy_to_region,
-            TAG_COPY_TO_ACCOUNT: item.copy_to_account,
-        }
-        tags = {key: str(value) for key, value in carried.items() if value is not None}
-        found[kind, path.split(".", 1)[1]] = Listed(path, tags)
+        found[kind, path.split(".", 1)[1]] = Listed(path, item.routing_tags)
     if cfg.exports is not None:
         found["s3-bucket", cfg.exports.bucket] = Listed("exports.bucket", {})
     return found
