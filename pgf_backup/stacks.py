@@ -375,7 +375,7 @@ def _policy_document(  # noqa: PLR0917 - bound with functools.partial, the ARNs 
             here["backup_account"] = arns[f"vault:{variant.vault}"]
             if copy is not None:
                 here["copy_region"] = f"arn:{partition(copy)}:backup:{copy}:{ACCOUNT_PLACEHOLDER}:backup-vault:{name}"
-        targets = [t for t in variant.targets(cfg.copy_targets(plan)) if variant.default_vault or t != "air_gapped"]
+        targets = variant.targets(cfg.copy_targets(plan))
         common: dict[str, Any] = {
             "vault_name": name,
             "service_role_arn": role_arn,
@@ -732,7 +732,8 @@ def _variant_plans(  # noqa: PLR0917 - one plan variant, the stack's vaults, cop
         "tag_conditions": {**conditions, **variant.equals},
         "tag_not_equals": variant.not_equals,
     }
-    # The copies this plan's resources get: the tier's, less those their copy tags turn off (plan.tag_copies).
+    # The copies this plan's resources get: the tier's, less those their copy tags turn off (plan.tag_copies), and
+    # none to the air-gapped vault from a routed vault.
     targets = variant.targets(targets)
     if not variant.default_vault:
         # A routed vault (files before and after processing, say) copies to its own twin in the backup account and
@@ -812,7 +813,7 @@ def _routing_summary(
             if len(variants) > 1:
                 entry["routing"] = {"vault": variant.vault, "retention_days": variant.retention_days}
                 if variant.choices:
-                    entry["routing"]["copies"] = [t for t in targets if variant.default_vault or t != "air_gapped"]
+                    entry["routing"]["copies"] = targets
 
 
 # ---------------------------------------------------------------------------------------------

@@ -550,8 +550,11 @@ class PlanVariant:
         return choice.default_on != (choice.tag in self.flipped)
 
     def targets(self, allowed: Sequence[CopyTarget]) -> list[CopyTarget]:
-        """The copy targets of this plan among `allowed` (every target a plan of the tier may copy to)."""
+        """The copy targets of this plan among `allowed` (every target a plan of the tier may copy to): less those its
+        copy tags turn off, and a routed vault never copies to the air-gapped vault (only the default vault does)."""
         off = {t for c in self.choices if not self.copies_on(c) for t in c.targets}
+        if not self.default_vault:
+            off.add("air_gapped")
         return [t for t in allowed if t not in off]
 
     @property
